@@ -1,0 +1,272 @@
+/*
+ * catalog.c - refs, commits and trees with index-first, hub-second lookups
+ * and offline fallback (see catalog.h for the rules).
+ *
+ * Trees are cached in a small linked list keyed by (repo, commit): a mount
+ * touches a handful of commits, and the list is only walked on lookups of
+ * a commit directory, never on the read path.
+ */
+#include "core/catalog.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/size.h"
+
+struct tree_slot {
+	struct tree_slot *next;
+	struct mfs_repo repo;
+	char commit[41];
+	struct mfs_tree *tree;
+};
+
+struct mfs_catalog {
+	struct mfs_ix *ix;
+	struct mfs_hub *hub;
+	struct mfs_cat_config cfg;
+	pthread_mutex_t lock;
+	struct tree_slot *trees;   /* protected by lock */
+	int64_t hub_dead_until_ms; /* protected by lock */
+	/* Serializes listing of trees so two lookups of a new commit do not
+	 * list it twice; listing is rare and slow, contention is harmless. */
+	pthread_mutex_t list_lock;
+};
+
+static bool is_commit_sha(const char *s)
+{
+	return strlen(s) == 40 && mfs_hex_valid(s, 40);
+}
+
+static bool is_transport_error(int rc)
+{
+	return rc == -EHOSTDOWN || rc == -ETIMEDOUT || rc == -EIO;
+}
+
+int mfs_cat_new(struct mfs_ix *ix, struct mfs_hub *hub,
+		const struct mfs_cat_config *cfg, struct mfs_catalog **out)
+{
+	struct mfs_catalog *cat = calloc(1, sizeof(*cat));
+
+	if (!cat)
+		return -ENOMEM;
+	cat->ix = ix;
+	cat->hub = cfg->offline ? NULL : hub;
+	cat->cfg = *cfg;
+	if (cat->cfg.ref_ttl_ms < 0)
+		cat->cfg.ref_ttl_ms = 60000;
+	if (cat->cfg.dead_retry_ms <= 0)
+		cat->cfg.dead_retry_ms = 30000;
+	pthread_mutex_init(&cat->lock, NULL);
+	pthread_mutex_init(&cat->list_lock, NULL);
+	*out = cat;
+	return 0;
+}
+
+void mfs_cat_free(struct mfs_catalog *cat)
+{
+	if (!cat)
+		return;
+	for (struct tree_slot *s = cat->trees, *next; s; s = next) {
+		next = s->next;
+		mfs_tree_free(s->tree);
+		free(s);
+	}
+	pthread_mutex_destroy(&cat->lock);
+	pthread_mutex_destroy(&cat->list_lock);
+	free(cat);
+}
+
+bool mfs_cat_hub_usable(struct mfs_catalog *cat)
+{
+	bool ok;
+
+	if (!cat->hub)
+		return false;
+	pthread_mutex_lock(&cat->lock);
+	ok = mfs_now_ms() >= cat->hub_dead_until_ms;
+	pthread_mutex_unlock(&cat->lock);
+	return ok;
+}
+
+void mfs_cat_note_hub(struct mfs_catalog *cat, int rc)
+{
+	pthread_mutex_lock(&cat->lock);
+	if (rc == -EHOSTDOWN || rc == -ETIMEDOUT) {
+		if (mfs_now_ms() >= cat->hub_dead_until_ms)
+			mfs_warn("hub unreachable (%s); serving what the cache holds, "
+				 "retrying in %lld s", strerror(-rc),
+				 (long long)(cat->cfg.dead_retry_ms / 1000));
+		cat->hub_dead_until_ms = mfs_now_ms() + cat->cfg.dead_retry_ms;
+	} else if (rc == 0) {
+		cat->hub_dead_until_ms = 0;
+	}
+	pthread_mutex_unlock(&cat->lock);
+}
+
+/* Asks the hub for repo info at rev and records what it learns. */
+static int ask_hub(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		   const char *rev, char commit[41], int64_t *date_s)
+{
+	struct mfs_repo_info info;
+	int64_t now = mfs_wall_ms();
+	int rc = mfs_hub_repo_info(cat->hub, repo, rev, &info);
+
+	mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+	if (rc)
+		return rc;
+	memcpy(commit, info.sha, 41);
+	*date_s = info.last_modified_s;
+	/* Index failures are logged by the index; the answer is still good. */
+	(void)mfs_ix_repo_put(cat->ix, repo, info.private_, info.gated, now);
+	(void)mfs_ix_commit_put(cat->ix, repo, commit, info.last_modified_s);
+	if (!is_commit_sha(rev))
+		(void)mfs_ix_ref_put(cat->ix, repo, rev, commit, now);
+	return 0;
+}
+
+int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		    const char *rev, char commit[41], int64_t *date_s)
+{
+	int64_t resolved_at = 0;
+	bool listed;
+	int rc;
+
+	*date_s = 0;
+	if (is_commit_sha(rev)) {
+		char lower[41];
+		for (int i = 0; i < 41; i++)
+			lower[i] = (char)(rev[i] >= 'A' && rev[i] <= 'F' ? rev[i] + 32 : rev[i]);
+		if (mfs_ix_commit_get(cat->ix, repo, lower, date_s, &listed) == 0) {
+			memcpy(commit, lower, 41);
+			return 0;
+		}
+		if (!mfs_cat_hub_usable(cat))
+			return cat->hub ? -EHOSTDOWN : -ENOENT;
+		rc = ask_hub(cat, repo, lower, commit, date_s);
+		if (rc == 0 && strcmp(commit, lower) != 0)
+			rc = -ENOENT; /* a short sha or a branch named like a sha */
+		return rc;
+	}
+
+	rc = mfs_ix_ref_get(cat->ix, repo, rev, commit, &resolved_at);
+	bool known = rc == 0;
+	if (known && (mfs_wall_ms() - resolved_at < cat->cfg.ref_ttl_ms ||
+		      !mfs_cat_hub_usable(cat))) {
+		(void)mfs_ix_commit_get(cat->ix, repo, commit, date_s, &listed);
+		return 0;
+	}
+	if (!mfs_cat_hub_usable(cat))
+		return cat->hub ? -EHOSTDOWN : -ENOENT;
+	char fresh[41];
+	rc = ask_hub(cat, repo, rev, fresh, date_s);
+	if (rc == 0) {
+		memcpy(commit, fresh, 41);
+		return 0;
+	}
+	if (known && is_transport_error(rc)) {
+		mfs_debug("%s@%s: hub failed (%d), using last known commit %s",
+			  repo->id, rev[0] ? rev : "(default)", rc, commit);
+		(void)mfs_ix_commit_get(cat->ix, repo, commit, date_s, &listed);
+		return 0;
+	}
+	return rc;
+}
+
+static struct mfs_tree *find_tree(struct mfs_catalog *cat,
+				  const struct mfs_repo *repo, const char *commit)
+{
+	struct mfs_tree *t = NULL;
+
+	pthread_mutex_lock(&cat->lock);
+	for (struct tree_slot *s = cat->trees; s; s = s->next) {
+		if (s->repo.type == repo->type && strcmp(s->commit, commit) == 0 &&
+		    strcmp(s->repo.id, repo->id) == 0) {
+			t = s->tree;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cat->lock);
+	return t;
+}
+
+int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		 const char *commit, const struct mfs_tree **out)
+{
+	struct mfs_entry *entries = NULL;
+	struct tree_slot *slot = NULL;
+	struct mfs_tree *t;
+	size_t n = 0;
+	int rc;
+
+	if ((t = find_tree(cat, repo, commit))) {
+		*out = t;
+		return 0;
+	}
+	pthread_mutex_lock(&cat->list_lock);
+	if ((t = find_tree(cat, repo, commit))) {
+		rc = 0;
+		goto out;
+	}
+	rc = mfs_ix_tree_get(cat->ix, repo, commit, &entries, &n);
+	if (rc == -ENOENT) {
+		if (!mfs_cat_hub_usable(cat)) {
+			rc = cat->hub ? -EHOSTDOWN : -ENOENT;
+			goto out;
+		}
+		rc = mfs_hub_list_tree(cat->hub, repo, commit, &entries, &n);
+		mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		if (rc)
+			goto out;
+		(void)mfs_ix_tree_put(cat->ix, repo, commit, entries, n);
+	} else if (rc) {
+		goto out;
+	}
+	rc = mfs_tree_build(entries, n, &t);
+	if (rc)
+		goto out;
+	slot = calloc(1, sizeof(*slot));
+	if (!slot) {
+		mfs_tree_free(t);
+		rc = -ENOMEM;
+		goto out;
+	}
+	slot->repo = *repo;
+	memcpy(slot->commit, commit, 41);
+	slot->tree = t;
+	pthread_mutex_lock(&cat->lock);
+	slot->next = cat->trees;
+	cat->trees = slot;
+	pthread_mutex_unlock(&cat->lock);
+out:
+	pthread_mutex_unlock(&cat->list_lock);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+struct any_ctx { bool found; };
+
+static int any_name(void *ctx, const char *name)
+{
+	(void)name;
+	((struct any_ctx *)ctx)->found = true;
+	return 1;
+}
+
+int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char *org)
+{
+	struct any_ctx any = { false };
+	int rc;
+
+	(void)mfs_ix_list_repos(cat->ix, t, org, any_name, &any);
+	if (any.found)
+		return 1;
+	if (!mfs_cat_hub_usable(cat))
+		return cat->hub ? -EHOSTDOWN : 0;
+	rc = mfs_hub_org_exists(cat->hub, t, org);
+	mfs_cat_note_hub(cat, rc >= 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+	return rc == -ENOENT ? 0 : rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * catalog.h - what exists: refs, commits and trees, from the index first
+ * and the hub when needed, with the offline rules of DESIGN.md §7.
+ *
+ * Resolution rules:
+ *   - a 40-hex revision is a commit: known to the index -> done; else the
+ *     hub confirms it once (immutable afterwards);
+ *   - any other revision (a branch, a tag, "" for the default branch) is
+ *     answered from the index while younger than ref_ttl_ms, else asked of
+ *     the hub; when the hub cannot be reached (down, timed out, offline
+ *     mode) the last known commit is used, however old;
+ *   - a tree is listed from the hub once per commit and kept in the index
+ *     and in memory for the life of the catalog.
+ * A hub that failed at the transport level is not asked again for
+ * dead_retry_ms (the caller gets the stale answer or the error at once),
+ * so an offline mount does not wait on every lookup.
+ *
+ * It does not fetch file bytes (blobio.h does) or know about FUSE.
+ * Thread-safe.
+ */
+#ifndef MFS_CORE_CATALOG_H
+#define MFS_CORE_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/tree.h"
+#include "fetch/hub.h"
+#include "index/index.h"
+#include "util/repo.h"
+
+struct mfs_cat_config {
+	int64_t ref_ttl_ms;     /* default 60 000 */
+	int64_t dead_retry_ms;  /* default 30 000 */
+	bool offline;           /* never ask the hub */
+};
+
+struct mfs_catalog;
+
+/* ix is required; hub may be NULL (offline). Neither is owned. */
+int mfs_cat_new(struct mfs_ix *ix, struct mfs_hub *hub,
+		const struct mfs_cat_config *cfg, struct mfs_catalog **out);
+void mfs_cat_free(struct mfs_catalog *cat);
+
+/* rev: "" = default branch. On success commit holds 40 hex and *date_s the
+ * commit date (0 if unknown). Errors: -ENOENT (no such repo or revision),
+ * -EACCES, -EHOSTDOWN/-ETIMEDOUT/-EIO (hub unreachable and nothing known). */
+int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		    const char *rev, char commit[41], int64_t *date_s);
+
+/* The tree of a resolved commit; valid until mfs_cat_free. */
+int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		 const char *commit, const struct mfs_tree **out);
+
+/* 1 if the org is known locally or to the hub, 0 if not, -errno if the hub
+ * could not say. */
+int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char *org);
+
+/* true when the hub may be asked now (configured, not offline, not
+ * recently dead). */
+bool mfs_cat_hub_usable(struct mfs_catalog *cat);
+
+/* Record a transport failure / success seen by another component (the
+ * block layer) so every part of the mount agrees on the hub's health. */
+void mfs_cat_note_hub(struct mfs_catalog *cat, int rc);
+
+#endif

@@ -1,0 +1,197 @@
+"""harness.py - real mounts against the real hub simulator, cleaned up always.
+
+Each test gets a temporary directory holding the simulator's repository
+root, one or more cache directories and mount points. Everything a test
+starts (simulator, mount daemons) is registered for cleanup before it is
+used, so a failing assertion still unmounts and stops it. On failure the
+daemon log of every mount is printed, which is usually the whole story.
+
+Environment: MODELFS_BIN (the built binary), MODELFS_BUILD (the build
+directory, for examples/), set by tests/integration/meson.build.
+"""
+import errno
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SRC, "tests", "hubsim"))
+
+from client import HubSim, make_repo, set_repo_json, write_tokens  # noqa: E402,F401
+
+MODELFS = os.environ.get("MODELFS_BIN", os.path.join(SRC, "build", "cli", "modelfs"))
+BUILD = os.environ.get("MODELFS_BUILD", os.path.join(SRC, "build"))
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def fuse_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 4 and parts[4] == path:
+                return True
+    return False
+
+
+def rand_bytes(n, seed):
+    """Deterministic incompressible bytes (fast: sha256 counter blocks)."""
+    out = bytearray()
+    blk = hashlib.sha256(str(seed).encode()).digest()
+    # 1 MiB of pseudo-random bytes, then varied by xor with a counter so
+    # big files are not periodic (dedup-by-block would otherwise hide bugs).
+    base = bytearray()
+    h = blk
+    while len(base) < (1 << 20):
+        h = hashlib.sha256(h).digest()
+        base += h
+    i = 0
+    while len(out) < n:
+        tag = hashlib.sha256(blk + i.to_bytes(8, "little")).digest()
+        chunk = bytearray(base)
+        chunk[0:32] = tag
+        chunk[len(chunk) // 2:len(chunk) // 2 + 32] = tag
+        out += chunk
+        i += 1
+    return bytes(out[:n])
+
+
+class MountCase(unittest.TestCase):
+    """Base class: self.tmp, self.root (simulator repos), helpers below."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mfs-it-")
+        self.root = os.path.join(self.tmp, "hub")
+        os.makedirs(self.root)
+        self.sim = None
+        self.mounts = []  # (mountpoint, cache)
+        self.addCleanup(self._cleanup)
+
+    # --- simulator ---------------------------------------------------------
+    def start_sim(self, **kw):
+        log = open(os.path.join(self.tmp, "hubsim.log"), "ab")
+        self.addCleanup(log.close)
+        self.sim = HubSim.start(self.root, stderr=log, **kw)
+        return self.sim
+
+    # --- mounts ------------------------------------------------------------
+    def run_modelfs(self, *args, env=None, timeout=60, check=False):
+        e = dict(os.environ)
+        for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT",
+                  "MODELFS_CACHE", "HF_TOKEN_PATH"):
+            e.pop(k, None)
+        e["HF_HOME"] = os.path.join(self.tmp, "hfhome")
+        if env:
+            e.update(env)
+        r = subprocess.run([MODELFS] + list(args), env=e, capture_output=True,
+                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            self.fail("modelfs %s failed (%d): %s%s" % (" ".join(args), r.returncode,
+                                                          r.stdout, r.stderr))
+        return r
+
+    def mount(self, name="mnt", cache="cache", args=(), env=None, endpoint=True):
+        mp = os.path.join(self.tmp, name)
+        cache_dir = os.path.join(self.tmp, cache)
+        os.makedirs(mp, exist_ok=True)
+        self.mounts.append((mp, cache_dir))
+        argv = ["mount", mp, "--cache", cache_dir]
+        if endpoint and self.sim is not None:
+            argv += ["--endpoint", self.sim.hub]
+        argv += list(args)
+        self.run_modelfs(*argv, env=env, check=True)
+        self.assertTrue(fuse_mounted(mp), "mount returned 0 but %s is not mounted" % mp)
+        return mp
+
+    def umount(self, mp):
+        r = self.run_modelfs("umount", mp)
+        if r.returncode != 0:
+            self.fail("umount %s failed: %s" % (mp, r.stderr))
+        self.assertFalse(fuse_mounted(mp))
+
+    def log_of(self, cache="cache"):
+        p = os.path.join(self.tmp, cache, "modelfs.log")
+        if not os.path.exists(p):
+            return ""
+        with open(p, errors="replace") as f:
+            return f.read()
+
+    def _cleanup(self):
+        failed = self._outcome_failed()
+        for mp, cache in self.mounts:
+            if fuse_mounted(mp):
+                r = subprocess.run([MODELFS, "umount", mp], capture_output=True, timeout=60)
+                if r.returncode != 0 and fuse_mounted(mp):
+                    subprocess.run(["umount", "-l", mp], capture_output=True)
+            if failed:
+                p = os.path.join(cache, "modelfs.log")
+                if os.path.exists(p):
+                    with open(p, errors="replace") as f:
+                        sys.stdout.write("---- %s ----\n%s\n" % (p, f.read()[-6000:]))
+        if self.sim is not None:
+            try:
+                st = self.sim.stats()
+                # The token must never reach the CDN, in any test.
+                if st.get("cdn_auth_seen", 0) != 0:
+                    sys.stdout.write("CDN saw an Authorization header!\n")
+                    failed = True
+            except Exception:
+                pass
+            self.sim.stop()
+        if failed:
+            p = os.path.join(self.tmp, "hubsim.log")
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    sys.stdout.write("---- hubsim.log ----\n%s\n" % f.read()[-3000:])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _outcome_failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        errors = getattr(outcome, "errors", None)
+        if errors:
+            return any(e for _, e in errors)
+        result = getattr(outcome, "result", None)
+        if result is not None:
+            return bool(result.failures or result.errors)
+        return False
+
+    # --- assertions ----------------------------------------------------------
+    def body_bytes(self, key):
+        return self.sim.stats()["body_bytes"].get(key, 0)
+
+    def assertFileEqual(self, path, data):
+        with open(path, "rb") as f:
+            got = f.read()
+        self.assertEqual(len(got), len(data), path)
+        self.assertTrue(got == data, "content of %s differs" % path)
+
+    def assertOSError(self, err, fn, *args):
+        with self.assertRaises(OSError) as cm:
+            fn(*args)
+        self.assertEqual(cm.exception.errno, err,
+                         "expected %s, got %s" % (errno.errorcode[err], cm.exception))
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def wait_until(pred, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
