@@ -59,6 +59,9 @@ struct mfs_blob {
 	uint32_t hash_next;            /* protected by bio->lock */
 	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
 	union { struct mfs_sha256 s256; struct mfs_sha1 s1; } hasher;
+	/* Sources that delivered this blob's present blocks (bit i = source
+	 * i of bio->src), so a failed verification demotes them. */
+	uint32_t src_mask;             /* protected by bio->lock */
 	pthread_cond_t changed;        /* signalled on block/verdict changes */
 };
 
@@ -89,6 +92,8 @@ struct mfs_blobio {
 	struct mfs_bs *bs;
 	struct mfs_ix *ix;
 	struct mfs_hub *hub;
+	struct mfs_srcset *src;        /* NULL: nothing is fetched */
+	bool own_src;                  /* created from `hub` alone */
 	struct mfs_catalog *cat;
 
 	pthread_mutex_t lock;
@@ -396,6 +401,9 @@ static int errno_for_reader(int rc)
 static int serve(struct mfs_blob *b, uint64_t off, size_t len,
 		 mfs_blob_read_fn cb, void *ctx, bool *from_mem)
 {
+	/* The reply may let the kernel release the file at once, and the last
+	 * close frees b: nothing below the callback may touch b. */
+	struct mfs_blobio *bio = b->bio;
 	uint32_t b0 = (uint32_t)(off / b->bsize);
 	uint32_t b1 = (uint32_t)((off + len - 1) / b->bsize);
 	uint32_t n = b1 - b0 + 1, got = 0;
@@ -443,7 +451,7 @@ static int serve(struct mfs_blob *b, uint64_t off, size_t len,
 	cb(ctx, 0, iov, (int)n);
 out:
 	for (uint32_t i = 0; i < got; i++)
-		mem_put(b->bio, blk[i]);
+		mem_put(bio, blk[i]);
 	if (blk != small)
 		free(blk);
 	if (iov != iovs)
@@ -529,6 +537,25 @@ static void drop_blob_blocks(struct mfs_blob *b)
 		bio->cfg.on_invalid(bio->cfg.on_invalid_ctx, b->id);
 }
 
+/* Bad content: blame the sources that sent it. When the hub and others
+ * both contributed, the others are blamed (the hub is the reference). */
+static void demote_senders(struct mfs_blob *b)
+{
+	struct mfs_blobio *bio = b->bio;
+	int hub = mfs_srcset_hub_index(bio->src);
+	uint32_t mask;
+
+	pthread_mutex_lock(&bio->lock);
+	mask = b->src_mask;
+	b->src_mask = 0;
+	pthread_mutex_unlock(&bio->lock);
+	if (hub >= 0 && hub < 32 && (mask & ~(1u << hub)))
+		mask &= ~(1u << hub);
+	for (int i = 0; i < 32; i++)
+		if (mask & (1u << i))
+			mfs_srcset_demote(bio->src, i, b->id);
+}
+
 /* Feeds consecutive present blocks into the hasher; called by the thread
  * that set b->hashing. Finishes the verdict at the last block. */
 static void hash_advance(struct mfs_blob *b)
@@ -572,6 +599,7 @@ static void hash_advance(struct mfs_blob *b)
 			mfs_error("%s/%s: content does not match its hash %s; "
 				  "dropped its blocks, they will be fetched again",
 				  b->repo.id, b->path, b->id);
+			demote_senders(b);
 			drop_blob_blocks(b);
 			pthread_mutex_lock(&bio->lock);
 			hasher_init(b);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# run-all.sh - the whole test suite, from a fresh Debian 12 to one count.
+#
+#   1. installs dependencies (tests/install-deps.sh)
+#   2. builds and runs every suite (unit, hubsim, gen, integration)
+#   3. builds again with AddressSanitizer + UBSan and runs the C suites
+#      (unit, integration: the mount daemon itself runs sanitized);
+#      any sanitizer report (leaks included) fails the run
+#   4. prints per-test counts and, last, "N passed, N failed"
+# Needs root (FUSE mounts, apt). Exit status 0 only if everything passed.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${MODELFS_BUILD_DIR:-$ROOT/build}
+ASAN=${MODELFS_ASAN_DIR:-$ROOT/build-asan}
+
+bash tests/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+step() { echo; echo "==== $* ===="; }
+
+setup() {  # dir, extra meson args...
+	local dir=$1; shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+}
+
+rc=0
+step "build ($BUILD)"
+if setup "$BUILD" && ninja -C "$BUILD"; then
+	step "tests"
+	meson test -C "$BUILD" --print-errorlogs --no-rebuild || rc=1
+else
+	rc=1
+	rm -f "$BUILD/meson-logs/testlog.json"
+fi
+
+export SANITIZER_LOG_DIR="$ROOT/build-asan-reports"
+rm -rf "$SANITIZER_LOG_DIR" && mkdir -p "$SANITIZER_LOG_DIR"
+step "sanitizer build ($ASAN)"
+if setup "$ASAN" -Db_sanitize=address,undefined -Db_lundef=false && ninja -C "$ASAN"; then
+	step "sanitizer tests"
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=$SANITIZER_LOG_DIR/asan" \
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$SANITIZER_LOG_DIR/ubsan" \
+		meson test -C "$ASAN" --print-errorlogs --no-rebuild --suite unit --suite integration || rc=1
+else
+	rc=1
+	rm -f "$ASAN/meson-logs/testlog.json"
+fi
+
+step "summary"
+python3 tests/summarize.py "$BUILD" "$ASAN" || rc=1
+exit $rc
