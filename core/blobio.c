@@ -59,9 +59,6 @@ struct mfs_blob {
 	uint32_t hash_next;            /* protected by bio->lock */
 	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
 	union { struct mfs_sha256 s256; struct mfs_sha1 s1; } hasher;
-	/* Sources that delivered this blob's present blocks (bit i = source
-	 * i of bio->src), so a failed verification demotes them. */
-	uint32_t src_mask;             /* protected by bio->lock */
 	pthread_cond_t changed;        /* signalled on block/verdict changes */
 };
 
@@ -92,8 +89,6 @@ struct mfs_blobio {
 	struct mfs_bs *bs;
 	struct mfs_ix *ix;
 	struct mfs_hub *hub;
-	struct mfs_srcset *src;        /* NULL: nothing is fetched */
-	bool own_src;                  /* created from `hub` alone */
 	struct mfs_catalog *cat;
 
 	pthread_mutex_t lock;
@@ -537,25 +532,6 @@ static void drop_blob_blocks(struct mfs_blob *b)
 		bio->cfg.on_invalid(bio->cfg.on_invalid_ctx, b->id);
 }
 
-/* Bad content: blame the sources that sent it. When the hub and others
- * both contributed, the others are blamed (the hub is the reference). */
-static void demote_senders(struct mfs_blob *b)
-{
-	struct mfs_blobio *bio = b->bio;
-	int hub = mfs_srcset_hub_index(bio->src);
-	uint32_t mask;
-
-	pthread_mutex_lock(&bio->lock);
-	mask = b->src_mask;
-	b->src_mask = 0;
-	pthread_mutex_unlock(&bio->lock);
-	if (hub >= 0 && hub < 32 && (mask & ~(1u << hub)))
-		mask &= ~(1u << hub);
-	for (int i = 0; i < 32; i++)
-		if (mask & (1u << i))
-			mfs_srcset_demote(bio->src, i, b->id);
-}
-
 /* Feeds consecutive present blocks into the hasher; called by the thread
  * that set b->hashing. Finishes the verdict at the last block. */
 static void hash_advance(struct mfs_blob *b)
@@ -599,7 +575,6 @@ static void hash_advance(struct mfs_blob *b)
 			mfs_error("%s/%s: content does not match its hash %s; "
 				  "dropped its blocks, they will be fetched again",
 				  b->repo.id, b->path, b->id);
-			demote_senders(b);
 			drop_blob_blocks(b);
 			pthread_mutex_lock(&bio->lock);
 			hasher_init(b);
@@ -1107,7 +1082,6 @@ uint64_t mfs_blob_cached_bytes(struct mfs_blob *b)
 int mfs_blob_check_reachable(struct mfs_blob *b)
 {
 	struct mfs_blobio *bio = b->bio;
-	struct mfs_hub_health h;
 	struct mfs_file_ref ref = {
 		.repo = &b->repo, .commit = b->commit, .path = b->path,
 		.size = b->size, .lfs = b->lfs,
@@ -1120,11 +1094,10 @@ int mfs_blob_check_reachable(struct mfs_blob *b)
 		rc = -EHOSTDOWN;
 		goto refuse;
 	}
-	/* A source that answered in the last few seconds is trusted without
-	 * a probe: open() stays free on a healthy mount. */
-	mfs_hub_health(bio->hub, &h);
-	if (h.last_ok_ms && mfs_now_ms() - h.last_ok_ms < 5000 && h.last_ok_ms > h.last_down_ms)
-		return 0;
+	/* Always ask: trusting a source that answered a moment ago is exactly
+	 * the case that hangs a loader (header read, source dies, the loader
+	 * reopens and populates). One HEAD per open of an incomplete file is
+	 * the price; a complete file costs nothing. */
 	rc = mfs_hub_probe(bio->hub, &ref);
 	if (bio->cat)
 		mfs_cat_note_hub(bio->cat, rc == -EACCES || rc == -ENOENT ? 0 : rc);
