@@ -1101,7 +1101,10 @@ int mfs_blob_check_reachable(struct mfs_blob *b)
 	rc = mfs_hub_probe(bio->hub, &ref);
 	if (bio->cat)
 		mfs_cat_note_hub(bio->cat, rc == -EACCES || rc == -ENOENT ? 0 : rc);
-	if (rc == 0)
+	/* Refuse only what retrying cannot fix: an unreachable source or a
+	 * file the source does not have. A 429 or 5xx answer to the probe
+	 * means the source is there; reads retry within --fetch-timeout. */
+	if (rc == 0 || rc == -EIO)
 		return 0;
 	if (rc == -EACCES)
 		return -EACCES;

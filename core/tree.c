@@ -85,7 +85,8 @@ int mfs_tree_build(struct mfs_entry *entries, size_t n, struct mfs_tree **out)
 		rc = -E2BIG;
 		goto fail;
 	}
-	qsort(entries, n, sizeof(*entries), entry_cmp);
+	if (n > 1)
+		qsort(entries, n, sizeof(*entries), entry_cmp);
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto fail;

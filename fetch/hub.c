@@ -1062,6 +1062,8 @@ int mfs_hub_probe(struct mfs_hub *hub, const struct mfs_file_ref *f)
 		rc = mfs_hub_map_status(resp.status, resp.err_code, resp.err_msg);
 		if (rc == 0)
 			rc = -EIO;
+		if (rc == -EACCES)
+			note_eacces(hub, f->repo, &resp);
 	}
 	mfs_http_resp_clear(&resp);
 	free(url);

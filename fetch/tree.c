@@ -433,7 +433,8 @@ int mfs_hub_tree_add_page(struct mfs_hub_tree *t, const char *json, size_t len)
 	size_t cnt;
 	int rc = 0;
 
-	if (mfs_json_parse(json, len, &doc) < 0 || mfs_json_type(doc) != MFS_JSON_ARRAY) {
+	if (mfs_json_parse_ex(json, len, MFS_JSON_LENIENT_UTF8, &doc) < 0 ||
+	    mfs_json_type(doc) != MFS_JSON_ARRAY) {
 		mfs_warn("hub tree listing: a page is not a JSON array");
 		rc = -EIO;
 		goto out;

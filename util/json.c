@@ -56,6 +56,7 @@ struct scratch {
 };
 
 struct parser {
+	bool lenient_utf8;  /* bad Unicode in a string becomes a NUL byte */
 	const unsigned char *p, *end;
 	struct json_doc *doc;
 	struct scratch stack[MFS_JSON_MAX_DEPTH + 1]; /* one vector per depth */
@@ -213,6 +214,11 @@ static int parse_string(struct parser *ps, const char **out, size_t *out_len)
 			return -EINVAL; /* raw control character */
 		if (*p >= 0x80) {
 			size_t l = utf8_len(p, (size_t)(end - p));
+			if (!l && ps->lenient_utf8) {
+				ps->sbuf[n++] = '\0';
+				p++;
+				continue;
+			}
 			if (!l)
 				return -EILSEQ;
 			memcpy(ps->sbuf + n, p, l);
@@ -239,19 +245,32 @@ static int parse_string(struct parser *ps, const char **out, size_t *out_len)
 		if (end - p < 6 || hex4(p + 2, &cp) < 0)
 			return -EINVAL;
 		p += 6;
-		if (cp >= 0xdc00 && cp <= 0xdfff)
+		if (cp >= 0xdc00 && cp <= 0xdfff) {
+			if (ps->lenient_utf8) {
+				ps->sbuf[n++] = '\0';
+				continue;
+			}
 			return -EILSEQ; /* lone low surrogate */
+		}
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			/* A cut-off escape is malformed input; a complete string
 			 * with an unpaired high surrogate is bad Unicode. */
 			if (p < end && p[0] == '\\' && (end - p < 2 || (p[1] == 'u' && end - p < 6)))
 				return -EINVAL;
-			if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
-				return -EILSEQ;
+			if (end - p < 6 || p[0] != '\\' || p[1] != 'u') {
+				if (!ps->lenient_utf8)
+					return -EILSEQ;
+				ps->sbuf[n++] = '\0';
+				continue;
+			}
 			if (hex4(p + 2, &lo) < 0)
 				return -EINVAL;
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return -EILSEQ;
+			if (lo < 0xdc00 || lo > 0xdfff) {
+				if (!ps->lenient_utf8)
+					return -EILSEQ;
+				ps->sbuf[n++] = '\0';
+				continue;
+			}
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 			p += 6;
 		}
@@ -510,11 +529,17 @@ void mfs_json_free(struct mfs_json *v)
 
 int mfs_json_parse(const char *text, size_t len, struct mfs_json **out)
 {
+	return mfs_json_parse_ex(text, len, 0, out);
+}
+
+int mfs_json_parse_ex(const char *text, size_t len, unsigned flags, struct mfs_json **out)
+{
 	struct parser ps;
 	int rc;
 
 	*out = NULL;
 	memset(&ps, 0, sizeof(ps));
+	ps.lenient_utf8 = flags & MFS_JSON_LENIENT_UTF8;
 	if (!text && len)
 		return -EINVAL;
 	ps.p = (const unsigned char *)text;

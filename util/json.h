@@ -29,6 +29,13 @@ struct mfs_json;
 int mfs_json_parse(const char *text, size_t len, struct mfs_json **out);
 void mfs_json_free(struct mfs_json *doc);
 
+/* With MFS_JSON_LENIENT_UTF8, invalid UTF-8 or an unpaired surrogate in a
+ * string does not fail the document: each bad unit becomes a NUL byte, so
+ * one hostile name in a listing of thousands is rejected by the caller's
+ * own validation (names never contain NUL) instead of losing the page. */
+#define MFS_JSON_LENIENT_UTF8 1u
+int mfs_json_parse_ex(const char *text, size_t len, unsigned flags, struct mfs_json **out);
+
 enum mfs_json_type mfs_json_type(const struct mfs_json *v);
 /* Object member by key (first match), NULL if absent or v is not an object. */
 const struct mfs_json *mfs_json_get(const struct mfs_json *v, const char *key);

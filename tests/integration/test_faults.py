@@ -139,6 +139,8 @@ class Hostile(MountCase):
             {"type": "file", "path": "good.txt/under.txt", "oid": oid, "size": 5},
             {"type": "file", "path": "/".join(["deep"] * 1000), "oid": oid, "size": 5},
             {"type": "file", "path": ".", "oid": oid, "size": 5},
+            {"type": "file", "path": "bad\udcff.txt", "oid": oid, "size": 5},
+            {"type": "file", "path": "bad\ud800\u0041.txt", "oid": oid, "size": 5},
         ]
         self.sim.fault("hostile_tree", route="api", count=-1, entries=bad)
         mp = self.mount()

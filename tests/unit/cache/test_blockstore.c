@@ -462,6 +462,12 @@ Test(bs, put_races_drop_blob)
 		pthread_create(&t[i], NULL, race_putter, &r);
 	for (int i = 0; i < 300; i++)
 		cr_assert_eq(mfs_bs_drop_blob(bs, ID3), 0);
+	/* The putters may not have been scheduled yet on a loaded machine:
+	 * keep dropping until they have done some work (bounded). */
+	for (int i = 0; i < 10000 && __atomic_load_n(&r.puts, __ATOMIC_ACQUIRE) == 0; i++) {
+		cr_assert_eq(mfs_bs_drop_blob(bs, ID3), 0);
+		usleep(1000);
+	}
 	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);

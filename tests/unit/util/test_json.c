@@ -337,3 +337,30 @@ Test(json, null_safety)
 	cr_assert(!mfs_json_int(NULL, &i));
 	mfs_json_free(NULL);
 }
+
+/* Lenient mode: bad Unicode in one string must not lose the document; it
+ * becomes NUL bytes that a caller's name validation rejects. */
+Test(json, lenient_utf8_marks_bad_units_with_nul)
+{
+	const char *doc = "[{\"path\":\"ok.txt\"},{\"path\":\"bad\\udcff.txt\"},"
+			  "{\"path\":\"hi\\ud800x\"},{\"path\":\"raw\xff\xfe\"}]";
+	struct mfs_json *j;
+	size_t len;
+
+	cr_assert_eq(mfs_json_parse(doc, strlen(doc), &j), -EILSEQ);
+	cr_assert_eq(mfs_json_parse_ex(doc, strlen(doc), MFS_JSON_LENIENT_UTF8, &j), 0);
+	cr_assert_eq(mfs_json_len(j), 4u);
+	const char *s = mfs_json_str(mfs_json_get(mfs_json_at(j, 0), "path"), &len);
+	cr_assert_str_eq(s, "ok.txt");
+	cr_assert_eq(len, 6u);
+	s = mfs_json_str(mfs_json_get(mfs_json_at(j, 1), "path"), &len);
+	cr_assert_eq(len, 8u);
+	cr_assert_eq(memcmp(s, "bad\0.txt", 8), 0);
+	s = mfs_json_str(mfs_json_get(mfs_json_at(j, 2), "path"), &len);
+	cr_assert_eq(len, 4u);
+	cr_assert_eq(memcmp(s, "hi\0x", 4), 0);
+	s = mfs_json_str(mfs_json_get(mfs_json_at(j, 3), "path"), &len);
+	cr_assert_eq(len, 5u);
+	cr_assert_eq(memcmp(s, "raw\0\0", 5), 0);
+	mfs_json_free(j);
+}
