@@ -637,7 +637,11 @@ int mfs_hub_org_exists(struct mfs_hub *hub, enum mfs_repo_type t, const char *or
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = api_get(hub, NULL, url.buf, &body, &blen, NULL);
+	/* Named like a repo so an access refusal (an invalid token) is
+	 * explained in the log like any other. */
+	struct mfs_repo who = { .type = t };
+	snprintf(who.id, sizeof(who.id), "%s", org);
+	rc = api_get(hub, &who, url.buf, &body, &blen, NULL);
 	if (rc < 0)
 		goto out;
 	if (mfs_json_parse(body, blen, &doc) < 0 || mfs_json_type(doc) != MFS_JSON_ARRAY) {
