@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "fetch/source.h"
 #include "fs/daemon.h"
 #include "util/size.h"
 
@@ -42,6 +43,12 @@ static const char mount_help[] =
 	"      --fetch-timeout SECONDS  bound on one fetch incl. retries (default 60)\n"
 	"      --fetch-threads N    parallel range requests (default 8)\n"
 	"      --allow-other        let other users see the mount (needs user_allow_other)\n"
+	"      --mirror URL         an HF-compatible mirror, used when the hub fails\n"
+	"                           (repeatable; env MODELFS_MIRRORS, comma-separated)\n"
+	"      --peer URL           a `modelfs serve` peer, asked first by content hash\n"
+	"                           (repeatable; env MODELFS_PEERS; token MODELFS_PEER_TOKEN)\n"
+	"      --prefer hub|mirror  which to try first for file bytes (default hub)\n"
+	"      --proxy URL          HTTP proxy (default: https_proxy/no_proxy from env)\n"
 	"  -o OPTION[,OPTION]       extra FUSE mount options\n"
 	"  -h, --help               this help\n";
 
@@ -55,6 +62,7 @@ static const char umount_help[] =
 enum {
 	OPT_ENDPOINT = 1000, OPT_CACHE, OPT_TOKEN_FILE, OPT_OFFLINE, OPT_CACHE_SIZE,
 	OPT_BLOCK_SIZE, OPT_REF_TTL, OPT_FETCH_TIMEOUT, OPT_ALLOW_OTHER, OPT_THREADS,
+	OPT_MIRROR, OPT_PEER, OPT_PREFER, OPT_PROXY,
 };
 
 int mfs_cmd_mount(int argc, char **argv)
@@ -71,6 +79,10 @@ int mfs_cmd_mount(int argc, char **argv)
 		{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
 		{ "fetch-threads", required_argument, NULL, OPT_THREADS },
 		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
+		{ "mirror", required_argument, NULL, OPT_MIRROR },
+		{ "peer", required_argument, NULL, OPT_PEER },
+		{ "prefer", required_argument, NULL, OPT_PREFER },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -85,6 +97,16 @@ int mfs_cmd_mount(int argc, char **argv)
 	bool offline_flag = false;
 	int nopts = 0, c, rc;
 	uint64_t v;
+
+	/* static: still reachable at exit on every early return (no leak noise) */
+	static struct mfs_src_list mirrors, peers;
+	bool mirror_flag = false, peer_flag = false;
+	const char *env_list;
+
+	if ((env_list = getenv("MODELFS_MIRRORS")) && mfs_src_list_add(&mirrors, env_list))
+		return mfs_usage_error("mount", "MODELFS_MIRRORS: bad URL list '%s'", env_list);
+	if ((env_list = getenv("MODELFS_PEERS")) && mfs_src_list_add(&peers, env_list))
+		return mfs_usage_error("mount", "MODELFS_PEERS: bad URL list '%s'", env_list);
 
 	const char *env_size = getenv("MODELFS_CACHE_SIZE");
 	if (env_size && *env_size && mfs_parse_size(env_size, &cfg.cache_size))
@@ -143,6 +165,27 @@ int mfs_cmd_mount(int argc, char **argv)
 			if (cfg.fetch_threads < 1 || cfg.fetch_threads > 64)
 				return mfs_usage_error("mount", "--fetch-threads: 1 to 64");
 			break;
+		case OPT_MIRROR:
+		case OPT_PEER:
+			/* flags replace the environment's list, like other settings */
+			if (c == OPT_MIRROR ? !mirror_flag : !peer_flag)
+				mfs_src_list_free(c == OPT_MIRROR ? &mirrors : &peers);
+			if (c == OPT_MIRROR)
+				mirror_flag = true;
+			else
+				peer_flag = true;
+			if (mfs_src_list_add(c == OPT_MIRROR ? &mirrors : &peers, optarg))
+				return mfs_usage_error("mount", "--%s: bad URL '%s'",
+						       c == OPT_MIRROR ? "mirror" : "peer", optarg);
+			break;
+		case OPT_PREFER:
+			if (strcmp(optarg, "hub") && strcmp(optarg, "mirror"))
+				return mfs_usage_error("mount", "--prefer: 'hub' or 'mirror'");
+			cfg.prefer_mirror = strcmp(optarg, "mirror") == 0;
+			break;
+		case OPT_PROXY:
+			cfg.proxy = optarg;
+			break;
 		case OPT_ALLOW_OTHER:
 			cfg.allow_other = true;
 			break;
@@ -170,7 +213,14 @@ int mfs_cmd_mount(int argc, char **argv)
 	cfg.token = token;
 	cfg.offline = mfs_cfg_offline(offline_flag);
 	cfg.fuse_opts = fuse_opts;
+	cfg.mirrors = (const char *const *)mirrors.urls;
+	cfg.n_mirrors = mirrors.n;
+	cfg.peers = (const char *const *)peers.urls;
+	cfg.n_peers = peers.n;
+	cfg.peer_token = getenv("MODELFS_PEER_TOKEN");
 	rc = mfs_mount_run(&cfg);
+	mfs_src_list_free(&mirrors);
+	mfs_src_list_free(&peers);
 	if (token) {
 		/* Do not leave the token lying in freed memory. */
 		memset(token, 0, strlen(token));

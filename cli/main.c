@@ -18,6 +18,14 @@ struct command {
 static const struct command commands[] = {
 	{ "mount", "mount Hugging Face repositories lazily at a directory", mfs_cmd_mount },
 	{ "umount", "unmount a modelfs mount and wait for its daemon to finish", mfs_cmd_umount },
+	{ "prefetch", "download repository files into the cache, verified", mfs_cmd_prefetch },
+	{ "pin", "prefetch and keep files in the cache (never evicted)", mfs_cmd_pin },
+	{ "unpin", "remove pins; the files become evictable", mfs_cmd_unpin },
+	{ "ls", "list cached repository revisions", mfs_cmd_ls },
+	{ "status", "cache use, quota, hit ratio, sources, running mounts", mfs_cmd_status },
+	{ "gc", "evict least recently used unpinned blocks now", mfs_cmd_gc },
+	{ "verify", "rehash cached files and drop bad ones", mfs_cmd_verify },
+	{ "serve", "serve the cache over HTTP to peers and HF clients", mfs_cmd_serve },
 };
 
 static void usage(FILE *out)

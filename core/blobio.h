@@ -31,6 +31,7 @@
 #include "cache/blockstore.h"
 #include "core/catalog.h"
 #include "fetch/hub.h"
+#include "fetch/source.h"
 #include "index/index.h"
 #include "util/repo.h"
 
@@ -39,11 +40,22 @@ struct mfs_blobio_config {
 	int fetch_threads;        /* default 8 */
 	uint64_t readahead_max;   /* bytes; default 64 MiB */
 	uint64_t coalesce_max;    /* bytes per range request; default 8 MiB */
-	size_t mem_cache_bytes;   /* decoded blocks kept in memory; default 64 MiB */
+	size_t mem_cache_bytes;   /* decoded blocks kept in memory; default 256 MiB
+				     (at least 2 x read-ahead + threads x coalesce) */
 	int zstd_level;           /* default 1 */
 	/* Called (from a fetch thread) when a blob failed verification. */
 	void (*on_invalid)(void *ctx, const char *content_id);
 	void *on_invalid_ctx;
+	/* Where missing bytes come from (peers, mirrors, hub; fetch/source.h);
+	 * not owned. NULL: the hub passed to mfs_blobio_new alone. A source
+	 * whose bytes fail verification is demoted there. */
+	struct mfs_srcset *sources;
+	/* Directory of per-blob lock files (core/blklock.h) so processes
+	 * sharing the cache fetch each block once; NULL = no coordination. */
+	const char *lock_dir;
+	/* Bound on waiting for another process's fetch of a block before
+	 * fetching it ourselves; default 120 s. */
+	int64_t lock_wait_ms;
 };
 
 /* Where a blob's bytes can be fetched from, as the filesystem knows it. */
@@ -66,12 +78,34 @@ struct mfs_readahead {
 	uint32_t issued_until;    /* read-ahead issued below this block */
 };
 
+/* Cache-space hooks (the evictor, core/evict.h), called from fetch threads:
+ * on_stored after a block was written (its size on disk); on_nospace when
+ * the block store said ENOSPC: free space and return 0 to have the write
+ * retried once (if it fails again the block is served from memory only and
+ * the cause is logged). Set before the first read. */
+struct mfs_blobio_hooks {
+	void (*on_stored)(void *ctx, uint64_t stored_bytes);
+	int (*on_nospace)(void *ctx, uint64_t need_bytes);
+	void *ctx;
+};
+
 /* hub and cat may be NULL (offline: nothing is fetched). None are owned. */
 int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 		   struct mfs_ix *ix, struct mfs_hub *hub, struct mfs_catalog *cat,
 		   struct mfs_blobio **out);
 /* Stops the fetch threads (in-flight fetches finish or fail first). */
 void mfs_blobio_free(struct mfs_blobio *bio);
+
+void mfs_blobio_set_hooks(struct mfs_blobio *bio, const struct mfs_blobio_hooks *h);
+
+/* Stops fetching for good (Ctrl-C in prefetch): queued fetches are dropped
+ * and their waiters fail, later reads that need the network fail with
+ * -ECANCELED; fetches already running finish and are stored. */
+void mfs_blobio_cancel(struct mfs_blobio *bio);
+
+/* true while the blob is open here or has fetches queued (the evictor
+ * leaves such blobs for last). */
+bool mfs_blobio_in_use(struct mfs_blobio *bio, const char *content_id);
 
 /* Returns the shared handle of a blob (one per content id), refcounted. */
 int mfs_blob_open(struct mfs_blobio *bio, const struct mfs_blob_desc *d,

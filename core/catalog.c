@@ -26,6 +26,7 @@ struct tree_slot {
 struct mfs_catalog {
 	struct mfs_ix *ix;
 	struct mfs_hub *hub;
+	struct mfs_srcset *mirrors;  /* metadata failover; not owned; may be NULL */
 	struct mfs_cat_config cfg;
 	pthread_mutex_t lock;
 	struct tree_slot *trees;   /* protected by lock */
@@ -106,15 +107,75 @@ void mfs_cat_note_hub(struct mfs_catalog *cat, int rc)
 	pthread_mutex_unlock(&cat->lock);
 }
 
-/* Asks the hub for repo info at rev and records what it learns. */
+void mfs_cat_set_mirrors(struct mfs_catalog *cat, struct mfs_srcset *src)
+{
+	/* offline means no network at all, mirrors included */
+	cat->mirrors = cat->cfg.offline ? NULL : src;
+}
+
+/* Someone can be asked: the hub, or a mirror when the hub cannot. */
+static bool remote_usable(struct mfs_catalog *cat)
+{
+	return mfs_cat_hub_usable(cat) || mfs_srcset_n_mirrors(cat->mirrors) > 0;
+}
+
+static int remote_error(struct mfs_catalog *cat)
+{
+	return cat->hub ? -EHOSTDOWN : -ENOENT;
+}
+
+/* Repo info from the hub, else (hub down or failing) from each mirror in
+ * turn. A mirror's "not found" does not override the hub's silence: it
+ * may just not carry that repo. */
+static int remote_repo_info(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			    const char *rev, struct mfs_repo_info *info)
+{
+	int rc = -EHOSTDOWN;
+
+	if (mfs_cat_hub_usable(cat)) {
+		rc = mfs_hub_repo_info(cat->hub, repo, rev, info);
+		mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		if (!is_transport_error(rc))
+			return rc;
+	}
+	for (size_t i = 0; i < mfs_srcset_n_mirrors(cat->mirrors); i++) {
+		int mrc = mfs_hub_repo_info(mfs_srcset_mirror_hub(cat->mirrors, i), repo, rev, info);
+		if (mrc == 0) {
+			mfs_debug("%s: repo info from mirror %zu (hub: %d)", repo->id, i, rc);
+			return 0;
+		}
+	}
+	return rc;
+}
+
+static int remote_list_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			    const char *commit, struct mfs_entry **out, size_t *n)
+{
+	int rc = -EHOSTDOWN;
+
+	if (mfs_cat_hub_usable(cat)) {
+		rc = mfs_hub_list_tree(cat->hub, repo, commit, out, n);
+		mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		if (!is_transport_error(rc))
+			return rc;
+	}
+	for (size_t i = 0; i < mfs_srcset_n_mirrors(cat->mirrors); i++) {
+		if (mfs_hub_list_tree(mfs_srcset_mirror_hub(cat->mirrors, i), repo, commit,
+				      out, n) == 0)
+			return 0;
+	}
+	return rc;
+}
+
+/* Asks the hub (or a mirror) for repo info at rev and records what it
+ * learns. */
 static int ask_hub(struct mfs_catalog *cat, const struct mfs_repo *repo,
 		   const char *rev, char commit[41], int64_t *date_s)
 {
 	struct mfs_repo_info info;
 	int64_t now = mfs_wall_ms();
-	int rc = mfs_hub_repo_info(cat->hub, repo, rev, &info);
+	int rc = remote_repo_info(cat, repo, rev, &info);
 
-	mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
 	if (rc)
 		return rc;
 	memcpy(commit, info.sha, 41);
@@ -143,8 +204,8 @@ int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
 			memcpy(commit, lower, 41);
 			return 0;
 		}
-		if (!mfs_cat_hub_usable(cat))
-			return cat->hub ? -EHOSTDOWN : -ENOENT;
+		if (!remote_usable(cat))
+			return remote_error(cat);
 		rc = ask_hub(cat, repo, lower, commit, date_s);
 		if (rc == 0 && strcmp(commit, lower) != 0)
 			rc = -ENOENT; /* a short sha or a branch named like a sha */
@@ -158,8 +219,8 @@ int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
 		(void)mfs_ix_commit_get(cat->ix, repo, commit, date_s, &listed);
 		return 0;
 	}
-	if (!mfs_cat_hub_usable(cat))
-		return cat->hub ? -EHOSTDOWN : -ENOENT;
+	if (!remote_usable(cat))
+		return remote_error(cat);
 	char fresh[41];
 	rc = ask_hub(cat, repo, rev, fresh, date_s);
 	if (rc == 0) {
@@ -212,12 +273,11 @@ int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 	}
 	rc = mfs_ix_tree_get(cat->ix, repo, commit, &entries, &n);
 	if (rc == -ENOENT) {
-		if (!mfs_cat_hub_usable(cat)) {
-			rc = cat->hub ? -EHOSTDOWN : -ENOENT;
+		if (!remote_usable(cat)) {
+			rc = remote_error(cat);
 			goto out;
 		}
-		rc = mfs_hub_list_tree(cat->hub, repo, commit, &entries, &n);
-		mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		rc = remote_list_tree(cat, repo, commit, &entries, &n);
 		if (rc)
 			goto out;
 		(void)mfs_ix_tree_put(cat->ix, repo, commit, entries, n);
@@ -264,9 +324,19 @@ int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char
 	(void)mfs_ix_list_repos(cat->ix, t, org, any_name, &any);
 	if (any.found)
 		return 1;
-	if (!mfs_cat_hub_usable(cat))
-		return cat->hub ? -EHOSTDOWN : 0;
-	rc = mfs_hub_org_exists(cat->hub, t, org);
-	mfs_cat_note_hub(cat, rc >= 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+	rc = -EHOSTDOWN;
+	if (mfs_cat_hub_usable(cat)) {
+		rc = mfs_hub_org_exists(cat->hub, t, org);
+		mfs_cat_note_hub(cat, rc >= 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		if (!is_transport_error(rc))
+			return rc == -ENOENT ? 0 : rc;
+	}
+	for (size_t i = 0; i < mfs_srcset_n_mirrors(cat->mirrors); i++) {
+		int mrc = mfs_hub_org_exists(mfs_srcset_mirror_hub(cat->mirrors, i), t, org);
+		if (mrc >= 0)
+			return mrc;
+	}
+	if (!cat->hub)
+		return 0;
 	return rc == -ENOENT ? 0 : rc;
 }

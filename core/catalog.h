@@ -26,6 +26,7 @@
 
 #include "core/tree.h"
 #include "fetch/hub.h"
+#include "fetch/source.h"
 #include "index/index.h"
 #include "util/repo.h"
 
@@ -59,6 +60,11 @@ int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char
 /* true when the hub may be asked now (configured, not offline, not
  * recently dead). */
 bool mfs_cat_hub_usable(struct mfs_catalog *cat);
+
+/* Mirrors to ask for metadata when the hub is down or failing (repo
+ * info, trees, org lookups), in order. src is not owned; NULL = none.
+ * Ignored in offline mode. Call before the first lookup. */
+void mfs_cat_set_mirrors(struct mfs_catalog *cat, struct mfs_srcset *src);
 
 /* Record a transport failure / success seen by another component (the
  * block layer) so every part of the mount agrees on the hub's health. */

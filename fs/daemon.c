@@ -24,12 +24,15 @@
 
 #include "cache/blockstore.h"
 #include "core/blobio.h"
+#include "core/cachestats.h"
 #include "core/catalog.h"
+#include "core/evict.h"
 #include "fetch/hub.h"
 #include "fs/fs.h"
 #include "index/index.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/size.h"
 
 int mfs_mount_state_path(const char *mountpoint_real, char *out, size_t cap)
 {
@@ -167,14 +170,57 @@ static void remove_pidfile(const char *mp)
 		unlink(path);
 }
 
+/* What the evictor's tick needs to persist this mount's counters. */
+struct stats_ctx {
+	struct mfs_statsync sync;
+	struct mfs_ix *ix;
+	struct mfs_blobio *bio;
+	struct mfs_hub *hub;
+	struct mfs_srcset *src;
+};
+
+static void stats_tick(void *vctx)
+{
+	struct stats_ctx *sc = vctx;
+
+	(void)mfs_statsync_flush(&sc->sync, sc->ix, sc->bio, sc->hub, sc->src);
+}
+
+static bool blob_in_use(void *ctx, const char *id)
+{
+	return mfs_blobio_in_use(ctx, id);
+}
+
+/* The quota: --cache-size / MODELFS_CACHE_SIZE (remembered in the cache so
+ * CLI commands agree), else what the cache remembers, else none. */
+static uint64_t resolve_quota(const struct mfs_mount_config *cfg, struct mfs_ix *ix)
+{
+	char buf[32];
+	uint64_t q = 0;
+
+	if (cfg->cache_size) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)cfg->cache_size);
+		(void)mfs_ix_setting_put(ix, "cache_size", buf);
+		return cfg->cache_size;
+	}
+	if (mfs_ix_setting_get(ix, "cache_size", buf, sizeof(buf)) == 0 &&
+	    mfs_parse_size(buf, &q))
+		q = 0;
+	return q;
+}
+
 static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct mfs_ix *ix = NULL;
 	struct mfs_bs *bs = NULL;
 	struct mfs_hub *hub = NULL;
+	struct mfs_srcset *src = NULL;
 	struct mfs_catalog *cat = NULL;
 	struct mfs_blobio *bio = NULL;
+	struct mfs_evictor *ev = NULL;
+	struct stats_ctx stats = { .ix = NULL };
+	char lock_dir[PATH_MAX + 8];
 	struct mfs_fs *fs = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
@@ -182,6 +228,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	bool mounted = false, handlers = false;
 	int rc;
 
+	snprintf(lock_dir, sizeof(lock_dir), "%s/locks", cfg->cache_dir);
 	snprintf(path, sizeof(path), "%s/index.db", cfg->cache_dir);
 	rc = mfs_ix_open(path, &ix);
 	if (rc) {
@@ -198,7 +245,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 		struct mfs_hub_config hc = {
 			.endpoint = cfg->endpoint, .token = cfg->token,
 			.connect_timeout_ms = 5000, .fetch_timeout_ms = cfg->fetch_timeout_ms,
-			.max_retries = 5, .max_backoff_ms = 8000,
+			.max_retries = 5, .max_backoff_ms = 8000, .proxy = cfg->proxy,
 		};
 		if (hc.connect_timeout_ms > cfg->fetch_timeout_ms)
 			hc.connect_timeout_ms = cfg->fetch_timeout_ms;
@@ -217,6 +264,21 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 		snprintf(msg, sizeof(msg), "out of memory\n");
 		goto fail;
 	}
+	if (!cfg->offline) {
+		struct mfs_srcset_config sc = {
+			.mirrors = cfg->mirrors, .n_mirrors = cfg->n_mirrors,
+			.peers = cfg->peers, .n_peers = cfg->n_peers,
+			.hub_endpoint = cfg->endpoint, .hub_token = cfg->token,
+			.peer_token = cfg->peer_token, .prefer_mirror = cfg->prefer_mirror,
+			.proxy = cfg->proxy, .fetch_timeout_ms = cfg->fetch_timeout_ms,
+		};
+		rc = mfs_srcset_new(&sc, hub, &src);
+		if (rc) {
+			snprintf(msg, sizeof(msg), "bad --mirror or --peer URL: %s\n", strerror(-rc));
+			goto fail;
+		}
+		mfs_cat_set_mirrors(cat, src);
+	}
 	struct mfs_fs_config fc = {
 		.ref_ttl_ms = cfg->ref_ttl_ms, .neg_ttl_ms = 5000, .quota_bytes = cfg->cache_size,
 	};
@@ -227,7 +289,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	}
 	struct mfs_blobio_config bc = {
 		.block_size = cfg->block_size, .fetch_threads = cfg->fetch_threads,
-		.on_invalid = mfs_fs_blob_invalid, .on_invalid_ctx = fs,
+		.on_invalid = mfs_fs_blob_invalid, .on_invalid_ctx = fs, .lock_dir = lock_dir, .sources = src,
 	};
 	rc = mfs_blobio_new(&bc, bs, ix, hub, cat, &bio);
 	if (rc) {
@@ -235,6 +297,30 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 		goto fail;
 	}
 	mfs_fs_set_blobio(fs, bio);
+	{
+		/* Quota, eviction and statistics: a thread of their own, never
+		 * the read path (core/evict.h). */
+		uint64_t quota = resolve_quota(cfg, ix);
+		stats.ix = ix;
+		stats.bio = bio;
+		stats.hub = hub;
+		stats.src = src;
+		mfs_statsync_init(&stats.sync, cfg->endpoint, true);
+		struct mfs_evict_config ec = {
+			.quota = quota, .lock_dir = lock_dir, .in_use = blob_in_use,
+			.in_use_ctx = bio, .tick = stats_tick, .tick_ctx = &stats,
+		};
+		rc = mfs_evictor_start(&ec, ix, bs, &ev);
+		if (rc) {
+			snprintf(msg, sizeof(msg), "cannot start the evictor: %s\n", strerror(-rc));
+			goto fail;
+		}
+		struct mfs_blobio_hooks hooks;
+		mfs_evictor_hooks(ev, &hooks);
+		mfs_blobio_set_hooks(bio, &hooks);
+		if (quota)
+			mfs_info("cache quota %llu bytes", (unsigned long long)quota);
+	}
 	rc = build_args(cfg, &args);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "bad -o options\n");
@@ -294,12 +380,17 @@ fail:
 	}
 	if (handlers)
 		fuse_remove_signal_handlers(se);
-	/* Fetch threads stop before the layers they use go away. */
+	/* Fetch threads stop before the layers they use go away; the evictor's
+	 * thread before them (its last tick reads their counters), the evictor
+	 * itself after them (they call its hooks). */
+	mfs_evictor_stop(ev);
 	mfs_blobio_free(bio);
+	mfs_evictor_free(ev);
 	if (se)
 		fuse_session_destroy(se);
 	mfs_fs_free(fs);
 	mfs_cat_free(cat);
+	mfs_srcset_free(src);
 	mfs_hub_free(hub);
 	mfs_bs_close(bs);
 	mfs_ix_close(ix);

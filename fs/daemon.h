@@ -28,6 +28,14 @@ struct mfs_mount_config {
 	int64_t fetch_timeout_ms;
 	uint64_t cache_size;        /* quota in bytes; 0 = none set */
 	int fetch_threads;
+	/* Sources beyond the hub (fetch/source.h); none when offline. */
+	const char *const *mirrors; /* HF-compatible endpoints */
+	size_t n_mirrors;
+	const char *const *peers;   /* `modelfs serve` URLs, asked by content id */
+	size_t n_peers;
+	const char *peer_token;     /* Bearer for peers/mirrors; never logged */
+	bool prefer_mirror;         /* mirrors before the hub */
+	const char *proxy;          /* NULL: libcurl's environment (https_proxy...) */
 };
 
 /* Returns the process exit status for `modelfs mount` (0 ok, 1 failure).

@@ -514,6 +514,8 @@ static int ix_names_run(struct mfs_ix *ix, sqlite3_stmt *st, const char *what,
 	return ret;
 }
 
+static int ix_ext_tables(struct mfs_ix *ix);
+
 /* --- open / close -------------------------------------------------------- */
 
 /* Runs one pragma-like SQL text and returns its first column (if any) in
@@ -689,6 +691,8 @@ int mfs_ix_open(const char *db_path, struct mfs_ix **out)
 		ret = ix_pragma(ix, "PRAGMA foreign_keys = ON", NULL, 0);
 	if (!ret)
 		ret = ix_migrate(ix);
+	if (!ret)
+		ret = ix_ext_tables(ix);
 	if (ret)
 		goto out;
 
@@ -1391,5 +1395,565 @@ int mfs_ix_totals(struct mfs_ix *ix, struct mfs_ix_totals *t)
 	}
 	ix_done(st);
 	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+/* --- pins, eviction, cache statistics -------------------------------------
+ *
+ * These run from the CLI and from the evictor's background thread, never
+ * per FUSE read, so each prepares its statement per call instead of adding
+ * to the persistent set (keeps open() cheap and this section self-contained).
+ *
+ * pin_commits and counters are created with IF NOT EXISTS at open rather
+ * than by a schema migration: they are additive, older binaries ignore them,
+ * and the schema version stays what existing caches and tests expect.
+ */
+
+static const char ix_ext_sql[] =
+	"CREATE TABLE IF NOT EXISTS pin_commits ("
+	"  repo INTEGER NOT NULL,"
+	"  rev TEXT NOT NULL,"
+	"  commit_sha TEXT NOT NULL,"
+	"  FOREIGN KEY(repo, rev) REFERENCES pins(repo, rev) ON DELETE CASCADE,"
+	"  PRIMARY KEY(repo, rev, commit_sha)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS counters ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID;";
+
+static int ix_ext_tables(struct mfs_ix *ix)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(ix->db, ix_ext_sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		mfs_error("index %s: creating pin/counter tables failed: %s", ix->path,
+			  msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Prepares one statement; caller holds the lock. */
+static int ix_prep(struct mfs_ix *ix, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(ix->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : ix_fail(ix, rc, sql);
+}
+
+/* Steps a one-shot statement that returns no rows, then finalizes it. */
+static int ix_run1(struct mfs_ix *ix, sqlite3_stmt *st, const char *what)
+{
+	int rc = ix_step(ix, st), ret = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = ix_fail(ix, rc, what);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Grows a caller-owned array by one element of `size` bytes. */
+static void *ix_grow(void **v, size_t *n, size_t *cap, size_t size)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		void *nv = realloc(*v, c * size);
+
+		if (!nv)
+			return NULL;
+		*v = nv;
+		*cap = c;
+	}
+	return (char *)*v + (*n)++ * size;
+}
+
+int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev,
+		   const char *commit, const char *globs, int64_t now_ms)
+{
+	sqlite3_stmt *st = NULL;
+	char sha[41];
+	int64_t rid;
+	int ret;
+
+	if (!ix || ix_repo_check(repo) || ix_rev_check(rev) || ix_hex_norm(commit, 40, sha) ||
+	    !globs)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_begin(ix);
+	if (ret)
+		goto out;
+	ret = ix_repo_rowid(ix, repo, true, &rid);
+	if (!ret)
+		ret = ix_prep(ix, "INSERT INTO pins(repo, rev, commit_sha, globs, created_at)"
+			      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(repo, rev) DO UPDATE SET"
+			      " commit_sha = excluded.commit_sha, globs = excluded.globs", &st);
+	if (!ret) {
+		sqlite3_bind_int64(st, 1, rid);
+		ix_bind_text(st, 2, rev);
+		ix_bind_text(st, 3, sha);
+		ix_bind_text(st, 4, globs);
+		sqlite3_bind_int64(st, 5, now_ms);
+		ret = ix_run1(ix, st, "store pin");
+	}
+	if (!ret)
+		ret = ix_prep(ix, "INSERT OR IGNORE INTO pin_commits(repo, rev, commit_sha)"
+			      " VALUES(?1, ?2, ?3)", &st);
+	if (!ret) {
+		sqlite3_bind_int64(st, 1, rid);
+		ix_bind_text(st, 2, rev);
+		ix_bind_text(st, 3, sha);
+		ret = ix_run1(ix, st, "store pinned commit");
+	}
+	if (!ret)
+		ret = ix_commit(ix);
+out:
+	if (ret)
+		ix_rollback(ix);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+int mfs_ix_pin_del(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t rid;
+	int ret;
+
+	if (!ix || ix_repo_check(repo) || ix_rev_check(rev))
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_repo_rowid(ix, repo, false, &rid);
+	if (!ret)
+		ret = ix_prep(ix, "DELETE FROM pins WHERE repo = ?1 AND rev = ?2", &st);
+	if (!ret) {
+		sqlite3_bind_int64(st, 1, rid);
+		ix_bind_text(st, 2, rev);
+		ret = ix_run1(ix, st, "delete pin");
+		if (!ret && sqlite3_changes(ix->db) == 0)
+			ret = -ENOENT;
+	}
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+struct ix_pin_row {
+	struct mfs_ix_pin p;
+	char rev[IX_REV_MAX + 1];
+	char commit[41];
+	char *globs;
+};
+
+int mfs_ix_pins_list(struct mfs_ix *ix, mfs_ix_pin_fn cb, void *ctx)
+{
+	struct ix_pin_row *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int ret, rc;
+
+	if (!ix || !cb)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT r.type, r.repo_id, p.rev, c.commit_sha, p.globs, p.created_at,"
+		      " c.commit_sha = p.commit_sha"
+		      " FROM pins p JOIN repos r ON r.id = p.repo"
+		      " JOIN pin_commits c ON c.repo = p.repo AND c.rev = p.rev"
+		      " ORDER BY r.type, r.repo_id, p.rev, c.commit_sha", &st);
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		struct ix_pin_row *r = ix_grow((void **)&v, &n, &cap, sizeof(*v));
+		const char *g = (const char *)sqlite3_column_text(st, 4);
+
+		if (!r) {
+			ret = -ENOMEM;
+			break;
+		}
+		memset(r, 0, sizeof(*r));
+		r->p.repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
+		if (!ix_col_copy(st, 1, r->p.repo.id, sizeof(r->p.repo.id)) ||
+		    !ix_col_copy(st, 2, r->rev, sizeof(r->rev)) ||
+		    !ix_col_copy(st, 3, r->commit, sizeof(r->commit)) ||
+		    !(r->globs = strdup(g ? g : ""))) {
+			n--; /* not a row we wrote (or out of memory): skip it */
+			continue;
+		}
+		r->p.created_ms = sqlite3_column_int64(st, 5);
+		r->p.current = sqlite3_column_int(st, 6) != 0;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "list pins");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	for (size_t i = 0; i < n; i++) {
+		v[i].p.rev = v[i].rev;
+		v[i].p.commit = v[i].commit;
+		v[i].p.globs = v[i].globs;
+		if (!ret)
+			ret = cb(ctx, &v[i].p);
+		free(v[i].globs);
+	}
+	free(v);
+	return ret;
+}
+
+int mfs_ix_pins_apply(struct mfs_ix *ix, const char *const *content_ids, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	char cid[65];
+	int ret;
+
+	if (!ix || (n && !content_ids))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (ix_cid_norm(content_ids[i], cid))
+			return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_begin(ix);
+	/* Cleared and re-set in one transaction: a concurrent evictor sees
+	 * the old set or the new one, never a blob briefly unpinned. */
+	if (!ret)
+		ret = ix_prep(ix, "UPDATE blobs SET pinned = 0 WHERE pinned", &st);
+	if (!ret)
+		ret = ix_run1(ix, st, "clear pins");
+	if (!ret)
+		ret = ix_prep(ix, "UPDATE blobs SET pinned = 1 WHERE content_id = ?1", &st);
+	for (size_t i = 0; !ret && i < n; i++) {
+		int rc;
+
+		ix_cid_norm(content_ids[i], cid);
+		ix_bind_text(st, 1, cid);
+		rc = ix_step(ix, st);
+		if (rc != SQLITE_DONE)
+			ret = ix_fail(ix, rc, "pin blob");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (!ret)
+		ret = ix_commit(ix);
+	if (ret)
+		ix_rollback(ix);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+int mfs_ix_lru_list(struct mfs_ix *ix, size_t max, struct mfs_ix_lru **out, size_t *n)
+{
+	struct mfs_ix_lru *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_DONE;
+
+	if (!ix || !out || !n)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT b.content_id, b.last_access, sum(k.stored_len)"
+		      " FROM blobs b JOIN blocks k ON k.content_id = b.content_id"
+		      " WHERE NOT b.pinned GROUP BY b.content_id"
+		      " ORDER BY b.last_access, b.content_id LIMIT ?1", &st);
+	if (!ret)
+		sqlite3_bind_int64(st, 1, (int64_t)(max > INT64_MAX ? INT64_MAX : max));
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		struct mfs_ix_lru *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!ix_col_copy(st, 0, e->id, sizeof(e->id))) {
+			cnt--;
+			continue;
+		}
+		e->last_access_ms = sqlite3_column_int64(st, 1);
+		e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "list LRU blobs");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int mfs_ix_blob_blocks(struct mfs_ix *ix, const char *content_id,
+		       struct mfs_ix_block **out, size_t *n)
+{
+	struct mfs_ix_block *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	char cid[65];
+	int ret, rc = SQLITE_DONE;
+
+	if (!ix || ix_cid_norm(content_id, cid) || !out || !n)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT idx, stored_len FROM blocks WHERE content_id = ?1"
+		      " ORDER BY idx", &st);
+	if (!ret)
+		ix_bind_text(st, 1, cid);
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		struct mfs_ix_block *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		e->idx = (uint32_t)sqlite3_column_int64(st, 0);
+		e->stored_len = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "list blocks");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
+		      const uint32_t *idx, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	char cid[65];
+	int ret;
+
+	if (!ix || ix_cid_norm(content_id, cid) || (n && !idx))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_begin(ix);
+	if (!ret)
+		ret = ix_prep(ix, "DELETE FROM blocks WHERE content_id = ?1 AND idx = ?2", &st);
+	for (size_t i = 0; !ret && i < n; i++) {
+		int rc;
+
+		ix_bind_text(st, 1, cid);
+		sqlite3_bind_int64(st, 2, idx[i]);
+		rc = ix_step(ix, st);
+		if (rc != SQLITE_DONE)
+			ret = ix_fail(ix, rc, "delete block");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	/* Blocks that come back must be hashed again. */
+	if (!ret) {
+		ix_bind_text(ix->st[ST_BLOB_VERIFIED], 1, cid);
+		sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, 0);
+		ret = ix_exec(ix, ST_BLOB_VERIFIED, "clear verified");
+	}
+	if (!ret)
+		ret = ix_commit(ix);
+	if (ret)
+		ix_rollback(ix);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+/* Raw bytes held by a blob's present blocks (the last block is short). */
+#define IX_CACHED_SQL \
+	"coalesce((SELECT sum(min(b.block_size, b.size - k.idx * b.block_size))" \
+	" FROM blocks k WHERE k.content_id = b.content_id), 0)"
+
+int mfs_ix_blobs_list(struct mfs_ix *ix, bool complete_only,
+		      struct mfs_ix_blob_info **out, size_t *n)
+{
+	struct mfs_ix_blob_info *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_DONE;
+
+	if (!ix || !out || !n)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT b.content_id, b.size, b.block_size, b.complete, b.verified,"
+		      " b.pinned, b.last_access,"
+		      " coalesce((SELECT sum(stored_len) FROM blocks k"
+		      "   WHERE k.content_id = b.content_id), 0), " IX_CACHED_SQL
+		      " FROM blobs b WHERE b.complete OR NOT ?1 ORDER BY b.content_id", &st);
+	if (!ret)
+		sqlite3_bind_int(st, 1, complete_only ? 1 : 0);
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		struct mfs_ix_blob_info *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		memset(e, 0, sizeof(*e));
+		if (!ix_col_copy(st, 0, e->id, sizeof(e->id))) {
+			cnt--;
+			continue;
+		}
+		e->size = (uint64_t)sqlite3_column_int64(st, 1);
+		e->block_size = (uint32_t)sqlite3_column_int64(st, 2);
+		e->complete = sqlite3_column_int(st, 3) != 0;
+		e->verified = sqlite3_column_int(st, 4) != 0;
+		e->pinned = sqlite3_column_int(st, 5) != 0;
+		e->last_access_ms = sqlite3_column_int64(st, 6);
+		e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "list blobs");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int mfs_ix_commit_stats(struct mfs_ix *ix, const struct mfs_repo *repo,
+			struct mfs_ix_commit_stat **out, size_t *n)
+{
+	struct mfs_ix_commit_stat *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_DONE;
+
+	if (!ix || !out || !n || (repo && ix_repo_check(repo)))
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "WITH bl AS (SELECT b.content_id AS cid, b.last_access AS la, "
+		      IX_CACHED_SQL " AS cached FROM blobs b)"
+		      " SELECT r.type, r.repo_id, c.sha, c.date, count(e.path),"
+		      " coalesce(sum(e.size), 0), coalesce(sum(bl.cached), 0),"
+		      " coalesce(max(bl.la), 0),"
+		      " EXISTS(SELECT 1 FROM pin_commits p WHERE p.repo = r.id"
+		      "   AND p.commit_sha = c.sha),"
+		      " (SELECT group_concat(CASE WHEN f.name = '' THEN '(default)'"
+		      "   ELSE f.name END, ',') FROM refs f"
+		      "   WHERE f.repo = r.id AND f.commit_sha = c.sha)"
+		      " FROM commits c JOIN repos r ON r.id = c.repo"
+		      " LEFT JOIN entries e ON e.commit_id = c.id AND e.kind = 1"
+		      " LEFT JOIN bl ON bl.cid = coalesce(e.sha256, e.oid)"
+		      " WHERE c.listed AND (?1 IS NULL OR (r.type = ?1 AND r.repo_id = ?2))"
+		      " GROUP BY c.id ORDER BY r.type, r.repo_id, c.date, c.sha", &st);
+	if (!ret && repo) {
+		sqlite3_bind_int(st, 1, (int)repo->type);
+		ix_bind_text(st, 2, repo->id);
+	}
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		struct mfs_ix_commit_stat *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+		const char *refs = (const char *)sqlite3_column_text(st, 9);
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		memset(e, 0, sizeof(*e));
+		e->repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
+		if (!ix_col_copy(st, 1, e->repo.id, sizeof(e->repo.id)) ||
+		    !ix_col_copy(st, 2, e->commit, sizeof(e->commit))) {
+			cnt--;
+			continue;
+		}
+		e->date_s = sqlite3_column_int64(st, 3);
+		e->files = (uint64_t)sqlite3_column_int64(st, 4);
+		e->size = (uint64_t)sqlite3_column_int64(st, 5);
+		e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		e->last_access_ms = sqlite3_column_int64(st, 7);
+		e->pinned = sqlite3_column_int(st, 8) != 0;
+		snprintf(e->refs, sizeof(e->refs), "%s", refs ? refs : "");
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "commit statistics");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int mfs_ix_counters_add(struct mfs_ix *ix, const char *const *names,
+			const int64_t *deltas, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (!ix || (n && (!names || !deltas)))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!names[i] || !names[i][0] || strnlen(names[i], IX_KEY_MAX + 1) > IX_KEY_MAX)
+			return -EINVAL;
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_begin(ix);
+	if (!ret)
+		ret = ix_prep(ix, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+			      " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+			      &st);
+	for (size_t i = 0; !ret && i < n; i++) {
+		int rc;
+
+		if (!deltas[i])
+			continue;
+		ix_bind_text(st, 1, names[i]);
+		sqlite3_bind_int64(st, 2, deltas[i]);
+		rc = ix_step(ix, st);
+		if (rc != SQLITE_DONE)
+			ret = ix_fail(ix, rc, "add to counter");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (!ret)
+		ret = ix_commit(ix);
+	if (ret)
+		ix_rollback(ix);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+int mfs_ix_counters_list(struct mfs_ix *ix, mfs_ix_counter_fn cb, void *ctx)
+{
+	struct ix_names l = { 0 };
+	int64_t *vals = NULL;
+	size_t cap = 0;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_DONE;
+
+	if (!ix || !cb)
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT name, value FROM counters ORDER BY name", &st);
+	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
+		if (l.n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			int64_t *nv = realloc(vals, c * sizeof(*nv));
+
+			if (!nv) {
+				ret = -ENOMEM;
+				break;
+			}
+			vals = nv;
+			cap = c;
+		}
+		vals[l.n] = sqlite3_column_int64(st, 1);
+		ret = ix_names_add(&l, sqlite3_column_text(st, 0), sqlite3_column_bytes(st, 0));
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, "list counters");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	for (size_t i = 0; !ret && i < l.n; i++)
+		ret = cb(ctx, l.v[i], vals[i]);
+	ix_names_free(&l);
+	free(vals);
 	return ret;
 }

@@ -101,4 +101,88 @@ struct mfs_ix_totals {
 };
 int mfs_ix_totals(struct mfs_ix *ix, struct mfs_ix_totals *t);
 
+/* --- pins, eviction, cache statistics ------------------------------------
+ * Used by `modelfs pin/unpin/ls/status/gc/verify` and the evictor (core/
+ * evict.h). None of these is on the FUSE read path. */
+
+/* Records that repo@rev (rev "" = the default branch) is pinned at commit,
+ * with `globs` ("" = every file; else "+GLOB" / "-GLOB" lines). Pinning the
+ * same rev again at another commit keeps the older commit pinned too (that
+ * is `pin --update`); the globs are replaced. */
+int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev,
+		   const char *commit, const char *globs, int64_t now_ms);
+/* Forgets repo@rev and every commit pinned under it; -ENOENT if none. */
+int mfs_ix_pin_del(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev);
+
+struct mfs_ix_pin {
+	struct mfs_repo repo;
+	const char *rev;
+	const char *commit;
+	const char *globs;
+	int64_t created_ms;
+	bool current;            /* the commit the pin was last (re)pinned at */
+};
+typedef int (*mfs_ix_pin_fn)(void *ctx, const struct mfs_ix_pin *p);
+/* One call per (pin, commit), ordered by repo and rev; cb runs outside the
+ * index lock; non-zero stops. */
+int mfs_ix_pins_list(struct mfs_ix *ix, mfs_ix_pin_fn cb, void *ctx);
+/* Makes blobs.pinned true for exactly these content ids (one transaction);
+ * ids without a blob row are ignored. */
+int mfs_ix_pins_apply(struct mfs_ix *ix, const char *const *content_ids, size_t n);
+
+/* Unpinned blobs that have blocks on disk, least recently used first. */
+struct mfs_ix_lru {
+	char id[65];
+	int64_t last_access_ms;
+	uint64_t stored_bytes;
+};
+/* Up to max entries; caller frees *out. */
+int mfs_ix_lru_list(struct mfs_ix *ix, size_t max, struct mfs_ix_lru **out, size_t *n);
+
+struct mfs_ix_block {
+	uint32_t idx;
+	uint64_t stored_len;
+};
+/* The blocks of a blob recorded present, by index; caller frees *out. */
+int mfs_ix_blob_blocks(struct mfs_ix *ix, const char *content_id,
+		       struct mfs_ix_block **out, size_t *n);
+/* Deletes these block rows and clears verified, in one transaction. */
+int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
+		      const uint32_t *idx, size_t n);
+
+struct mfs_ix_blob_info {
+	char id[65];
+	uint64_t size;
+	uint32_t block_size;
+	bool complete, verified, pinned;
+	int64_t last_access_ms;
+	uint64_t stored_bytes;   /* on disk, headers included */
+	uint64_t cached_bytes;   /* raw bytes of the blocks present */
+};
+/* Every blob (only complete ones with complete_only); caller frees *out. */
+int mfs_ix_blobs_list(struct mfs_ix *ix, bool complete_only,
+		      struct mfs_ix_blob_info **out, size_t *n);
+
+/* One listed commit of a repo, as `modelfs ls` shows it. */
+struct mfs_ix_commit_stat {
+	struct mfs_repo repo;
+	char commit[41];
+	char refs[256];          /* refs resolving to it, ','-separated ("" = default
+				  * branch is shown as "(default)"); may be cut short */
+	int64_t date_s;
+	uint64_t files, size, cached_bytes;
+	int64_t last_access_ms;  /* newest access of any of its files */
+	bool pinned;
+};
+/* Every listed commit (of `repo` only when not NULL); caller frees *out. */
+int mfs_ix_commit_stats(struct mfs_ix *ix, const struct mfs_repo *repo,
+			struct mfs_ix_commit_stat **out, size_t *n);
+
+/* Cumulative named counters shared by every process using the cache (the
+ * daemon's hit and fetch statistics): value += delta, atomically. */
+int mfs_ix_counters_add(struct mfs_ix *ix, const char *const *names,
+			const int64_t *deltas, size_t n);
+typedef int (*mfs_ix_counter_fn)(void *ctx, const char *name, int64_t value);
+int mfs_ix_counters_list(struct mfs_ix *ix, mfs_ix_counter_fn cb, void *ctx);
+
 #endif

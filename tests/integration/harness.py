@@ -155,16 +155,15 @@ class MountCase(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _outcome_failed(self):
+        # Python 3.11+: _Outcome.success is this test's own verdict (the
+        # shared result would count earlier tests' failures too).
         outcome = getattr(self, "_outcome", None)
         if outcome is None:
             return False
+        if hasattr(outcome, "success"):
+            return not outcome.success
         errors = getattr(outcome, "errors", None)
-        if errors:
-            return any(e for _, e in errors)
-        result = getattr(outcome, "result", None)
-        if result is not None:
-            return bool(result.failures or result.errors)
-        return False
+        return bool(errors and any(e for _, e in errors))
 
     # --- assertions ----------------------------------------------------------
     def body_bytes(self, key):

@@ -1,0 +1,95 @@
+/*
+ * cache_open.h - what the cache subcommands (prefetch, pin, unpin, ls,
+ * status, gc, verify) share: the common flags, REPO[@REV] parsing, the
+ * quota setting, and opening index + block store + hub + catalog + block
+ * layer + evictor from resolved settings, exactly as `mount` resolves them
+ * (cli/config.h: flags > environment > defaults).
+ *
+ * It holds no logic a subcommand could not share; each command file does
+ * one job and prints its own output.
+ */
+#ifndef MFS_CLI_CACHE_OPEN_H
+#define MFS_CLI_CACHE_OPEN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/blockstore.h"
+#include "core/blobio.h"
+#include "core/catalog.h"
+#include "core/evict.h"
+#include "fetch/hub.h"
+#include "index/index.h"
+#include "util/repo.h"
+
+/* getopt_long codes of the common options; commands add theirs above. */
+enum {
+	MFS_OPT_CACHE = 900, MFS_OPT_ENDPOINT, MFS_OPT_TOKEN_FILE, MFS_OPT_OFFLINE,
+};
+#define MFS_CACHE_LONGOPTS \
+	{ "cache", required_argument, NULL, MFS_OPT_CACHE }, \
+	{ "endpoint", required_argument, NULL, MFS_OPT_ENDPOINT }, \
+	{ "token-file", required_argument, NULL, MFS_OPT_TOKEN_FILE }, \
+	{ "offline", no_argument, NULL, MFS_OPT_OFFLINE }
+
+#define MFS_CACHE_HELP \
+	"      --cache DIR          cache directory (env MODELFS_CACHE)\n" \
+	"      --endpoint URL       hub endpoint (env HF_ENDPOINT)\n" \
+	"      --token-file F       read the hub token from F (default: HF_TOKEN,\n" \
+	"                           HF_TOKEN_PATH, $HF_HOME/token)\n" \
+	"      --offline            never contact the hub (env HF_HUB_OFFLINE=1)\n"
+
+struct mfs_cli_opts {
+	const char *cache, *endpoint, *token_file;
+	bool offline;
+};
+
+/* true if c was a common option (stored in o). */
+bool mfs_cli_common_opt(int c, const char *arg, struct mfs_cli_opts *o);
+
+/* "org/name[@rev]" or "datasets/org/name[@rev]" (also "models/org/name").
+ * rev "" when absent. -EINVAL when malformed. */
+int mfs_parse_repo_rev(const char *arg, struct mfs_repo *repo, char *rev, size_t cap);
+
+enum {
+	MFS_CACHE_NEED_FETCH = 1,  /* a hub client and a catalog that may use it */
+};
+
+struct mfs_cache {
+	char dir[PATH_MAX];
+	char lock_dir[PATH_MAX + 8];
+	char endpoint[2048];
+	bool offline;
+	uint64_t quota;            /* 0 = none */
+	struct mfs_ix *ix;
+	struct mfs_bs *bs;
+	struct mfs_hub *hub;       /* NULL offline or without NEED_FETCH */
+	struct mfs_catalog *cat;   /* always (offline-only without NEED_FETCH) */
+	struct mfs_blobio *bio;    /* NEED_FETCH only */
+	struct mfs_evictor *ev;    /* NEED_FETCH only */
+};
+
+struct mfs_cache_params {
+	int fetch_threads;         /* default 8 */
+	uint64_t coalesce_max;     /* 0 = blobio default */
+};
+
+/* Opens index, block store, catalog (and the hub with NEED_FETCH); on
+ * failure prints "modelfs CMD: ..." and returns the exit status (2 for bad
+ * settings, 1 otherwise); 0 on success. */
+int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
+		   struct mfs_cache **out);
+/* Starts the block layer (with cross-process block locks) and the evictor
+ * (quota from mfs_cache_quota). Exit status as above. */
+int mfs_cache_start_io(const char *cmd, struct mfs_cache *c, const struct mfs_cache_params *p);
+void mfs_cache_close(struct mfs_cache *c);
+
+/* Quota: MODELFS_CACHE_SIZE, else the "cache_size" setting, else 0.
+ * -EINVAL when the environment value is not a size. */
+int mfs_cache_quota(struct mfs_ix *ix, uint64_t *quota);
+
+/* "12.3 MiB"-style into a static-duration caller buffer. */
+const char *mfs_cli_size(uint64_t bytes, char *buf, size_t cap);
+
+#endif
