@@ -27,9 +27,65 @@ bool mfs_cli_common_opt(int c, const char *arg, struct mfs_cli_opts *o)
 	case MFS_OPT_OFFLINE:
 		o->offline = true;
 		return true;
+	case MFS_OPT_MIRROR:
+	case MFS_OPT_PEER:
+		if (mfs_src_list_add(c == MFS_OPT_MIRROR ? &o->mirrors : &o->peers, arg)) {
+			fprintf(stderr, "modelfs: --%s: bad URL '%s'\n",
+				c == MFS_OPT_MIRROR ? "mirror" : "peer", arg);
+			o->bad = 1;
+		}
+		return true;
+	case MFS_OPT_PREFER:
+		if (strcmp(arg, "hub") && strcmp(arg, "mirror")) {
+			fprintf(stderr, "modelfs: --prefer: 'hub' or 'mirror'\n");
+			o->bad = 1;
+		}
+		o->prefer_mirror = strcmp(arg, "mirror") == 0;
+		return true;
 	default:
 		return false;
 	}
+}
+
+void mfs_cli_opts_free(struct mfs_cli_opts *o)
+{
+	mfs_src_list_free(&o->mirrors);
+	mfs_src_list_free(&o->peers);
+}
+
+/* Mirrors and peers: the flags, or the environment when no flag named any. */
+static int source_set(const char *cmd, const struct mfs_cli_opts *o, struct mfs_cache *c,
+		      const char *token)
+{
+	struct mfs_src_list env_m = { .n = 0 }, env_p = { .n = 0 };
+	const struct mfs_src_list *m = &o->mirrors, *p = &o->peers;
+	const char *v;
+	int rc = 0;
+
+	if (o->mirrors.n == 0 && (v = getenv("MODELFS_MIRRORS")) && *v) {
+		rc = mfs_src_list_add(&env_m, v);
+		m = &env_m;
+	}
+	if (rc == 0 && o->peers.n == 0 && (v = getenv("MODELFS_PEERS")) && *v) {
+		rc = mfs_src_list_add(&env_p, v);
+		p = &env_p;
+	}
+	if (rc == 0) {
+		struct mfs_srcset_config sc = {
+			.mirrors = (const char *const *)m->urls, .n_mirrors = m->n,
+			.peers = (const char *const *)p->urls, .n_peers = p->n,
+			.hub_endpoint = c->endpoint, .hub_token = token,
+			.peer_token = getenv("MODELFS_PEER_TOKEN"),
+			.prefer_mirror = o->prefer_mirror, .fetch_timeout_ms = 60000,
+		};
+		rc = mfs_srcset_new(&sc, c->hub, &c->src);
+	}
+	if (rc)
+		fprintf(stderr, "modelfs %s: bad mirror or peer URL (MODELFS_MIRRORS/MODELFS_PEERS): %s\n",
+			cmd, strerror(-rc));
+	mfs_src_list_free(&env_m);
+	mfs_src_list_free(&env_p);
+	return rc;
 }
 
 int mfs_parse_repo_rev(const char *arg, struct mfs_repo *repo, char *rev, size_t cap)
@@ -86,7 +142,7 @@ static bool in_use(void *ctx, const char *id)
 	return mfs_blobio_in_use(ctx, id);
 }
 
-int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
+int mfs_cache_open(const char *cmd, struct mfs_cli_opts *o, int what,
 		   struct mfs_cache **out)
 {
 	struct mfs_cache *c = calloc(1, sizeof(*c));
@@ -97,6 +153,10 @@ int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
 	if (!c) {
 		fprintf(stderr, "modelfs %s: out of memory\n", cmd);
 		return 1;
+	}
+	if (o->bad) {
+		status = 2;
+		goto fail;
 	}
 	if (mfs_cfg_cache_dir(o->cache, c->dir, sizeof(c->dir))) {
 		fprintf(stderr, "modelfs %s: no cache directory: set --cache or MODELFS_CACHE\n", cmd);
@@ -146,15 +206,17 @@ int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
 			.fetch_timeout_ms = 60000, .max_retries = 5, .max_backoff_ms = 8000,
 		};
 		rc = mfs_hub_new(&hc, &c->hub);
+		if (rc)
+			fprintf(stderr, "modelfs %s: bad endpoint %s: %s\n", cmd, c->endpoint,
+				strerror(-rc));
+		else if (source_set(cmd, o, c, token))
+			status = 2, rc = -EINVAL;
 		if (token) {
 			memset(token, 0, strlen(token));
 			free(token);
 		}
-		if (rc) {
-			fprintf(stderr, "modelfs %s: bad endpoint %s: %s\n", cmd, c->endpoint,
-				strerror(-rc));
+		if (rc)
 			goto fail;
-		}
 	}
 	/* A command resolves a branch now: ref_ttl 0 asks the hub every time
 	 * it can be reached, and falls back to the index when it cannot. */
@@ -167,9 +229,13 @@ int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
 		fprintf(stderr, "modelfs %s: out of memory\n", cmd);
 		goto fail;
 	}
+	if (c->src)
+		mfs_cat_set_mirrors(c->cat, c->src);
+	mfs_cli_opts_free(o);
 	*out = c;
 	return 0;
 fail:
+	mfs_cli_opts_free(o);
 	mfs_cache_close(c);
 	return status;
 }
@@ -181,7 +247,7 @@ int mfs_cache_start_io(const char *cmd, struct mfs_cache *c, const struct mfs_ca
 	struct mfs_blobio_config bc = {
 		.fetch_threads = p && p->fetch_threads ? p->fetch_threads : 8,
 		.coalesce_max = p ? p->coalesce_max : 0,
-		.lock_dir = c->lock_dir,
+		.lock_dir = c->lock_dir, .sources = c->src,
 	};
 	rc = mfs_blobio_new(&bc, c->bs, c->ix, c->hub, c->cat, &c->bio);
 	if (rc) {
@@ -215,6 +281,7 @@ void mfs_cache_close(struct mfs_cache *c)
 	mfs_blobio_free(c->bio);
 	mfs_evictor_free(c->ev);
 	mfs_cat_free(c->cat);
+	mfs_srcset_free(c->src);
 	mfs_hub_free(c->hub);
 	mfs_bs_close(c->bs);
 	mfs_ix_close(c->ix);

@@ -20,33 +20,48 @@
 #include "core/catalog.h"
 #include "core/evict.h"
 #include "fetch/hub.h"
+#include "fetch/source.h"
 #include "index/index.h"
 #include "util/repo.h"
 
 /* getopt_long codes of the common options; commands add theirs above. */
 enum {
 	MFS_OPT_CACHE = 900, MFS_OPT_ENDPOINT, MFS_OPT_TOKEN_FILE, MFS_OPT_OFFLINE,
+	MFS_OPT_MIRROR, MFS_OPT_PEER, MFS_OPT_PREFER,
 };
 #define MFS_CACHE_LONGOPTS \
 	{ "cache", required_argument, NULL, MFS_OPT_CACHE }, \
 	{ "endpoint", required_argument, NULL, MFS_OPT_ENDPOINT }, \
 	{ "token-file", required_argument, NULL, MFS_OPT_TOKEN_FILE }, \
-	{ "offline", no_argument, NULL, MFS_OPT_OFFLINE }
+	{ "offline", no_argument, NULL, MFS_OPT_OFFLINE }, \
+	{ "mirror", required_argument, NULL, MFS_OPT_MIRROR }, \
+	{ "peer", required_argument, NULL, MFS_OPT_PEER }, \
+	{ "prefer", required_argument, NULL, MFS_OPT_PREFER }
 
 #define MFS_CACHE_HELP \
 	"      --cache DIR          cache directory (env MODELFS_CACHE)\n" \
 	"      --endpoint URL       hub endpoint (env HF_ENDPOINT)\n" \
 	"      --token-file F       read the hub token from F (default: HF_TOKEN,\n" \
 	"                           HF_TOKEN_PATH, $HF_HOME/token)\n" \
-	"      --offline            never contact the hub (env HF_HUB_OFFLINE=1)\n"
+	"      --offline            never contact the hub (env HF_HUB_OFFLINE=1)\n" \
+	"      --mirror URL         an HF-compatible mirror, used when the hub fails\n" \
+	"                           (repeatable; env MODELFS_MIRRORS, comma-separated)\n" \
+	"      --peer URL           a `modelfs serve` peer, asked first by content hash\n" \
+	"                           (repeatable; env MODELFS_PEERS; token MODELFS_PEER_TOKEN)\n" \
+	"      --prefer hub|mirror  which to try first for file bytes (default hub)\n"
 
 struct mfs_cli_opts {
 	const char *cache, *endpoint, *token_file;
 	bool offline;
+	bool prefer_mirror;
+	struct mfs_src_list mirrors, peers;  /* from flags; env when none given */
+	int bad;                              /* a common option's value was bad */
 };
 
-/* true if c was a common option (stored in o). */
+/* true if c was a common option (stored in o; a bad value sets o->bad and
+ * prints why). Free the lists with mfs_cli_opts_free. */
 bool mfs_cli_common_opt(int c, const char *arg, struct mfs_cli_opts *o);
+void mfs_cli_opts_free(struct mfs_cli_opts *o);
 
 /* "org/name[@rev]" or "datasets/org/name[@rev]" (also "models/org/name").
  * rev "" when absent. -EINVAL when malformed. */
@@ -65,6 +80,7 @@ struct mfs_cache {
 	struct mfs_ix *ix;
 	struct mfs_bs *bs;
 	struct mfs_hub *hub;       /* NULL offline or without NEED_FETCH */
+	struct mfs_srcset *src;    /* peers, mirrors, hub: with the hub only */
 	struct mfs_catalog *cat;   /* always (offline-only without NEED_FETCH) */
 	struct mfs_blobio *bio;    /* NEED_FETCH only */
 	struct mfs_evictor *ev;    /* NEED_FETCH only */
@@ -77,8 +93,8 @@ struct mfs_cache_params {
 
 /* Opens index, block store, catalog (and the hub with NEED_FETCH); on
  * failure prints "modelfs CMD: ..." and returns the exit status (2 for bad
- * settings, 1 otherwise); 0 on success. */
-int mfs_cache_open(const char *cmd, const struct mfs_cli_opts *o, int what,
+ * settings, 1 otherwise); 0 on success. Consumes o's source lists. */
+int mfs_cache_open(const char *cmd, struct mfs_cli_opts *o, int what,
 		   struct mfs_cache **out);
 /* Starts the block layer (with cross-process block locks) and the evictor
  * (quota from mfs_cache_quota). Exit status as above. */

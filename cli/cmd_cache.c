@@ -24,7 +24,7 @@
 static const char ls_help[] =
 	"usage: modelfs ls [REPO] [--json] [OPTIONS]\n\n"
 	"Lists the repository revisions the cache knows: commit, refs pointing at it,\n"
-	"size, bytes cached, %% complete, pinned, last used. REPO (org/name or\n"
+	"size, bytes cached, % complete, pinned, last used. REPO (org/name or\n"
 	"datasets/org/name) limits the list to one repository.\n\n"
 	"options:\n"
 	"      --json               machine-readable output\n"

@@ -16,7 +16,7 @@
 static const char gc_help[] =
 	"usage: modelfs gc [--to SIZE] [OPTIONS]\n\n"
 	"Evicts the least recently used blocks of unpinned files until the cache\n"
-	"holds at most SIZE (e.g. 20G; default: the low watermark, 85%% of the quota).\n"
+	"holds at most SIZE (e.g. 20G; default: the low watermark, 85% of the quota).\n"
 	"Pinned files are never evicted.\n\n"
 	"options:\n"
 	"      --to SIZE            target size of the cache\n"

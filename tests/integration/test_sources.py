@@ -44,6 +44,23 @@ class Mirror(MountCase):
         self.assertGreaterEqual(file_bytes(self.mirror, "Org/m/config.json"), len(self.small))
         self.assertGreater(self.mirror.stats()["requests"]["api"], 0)
 
+    def test_prefetch_from_mirror_with_hub_offline(self):
+        self.sim.offline(True)
+        r = self.run_modelfs("prefetch", "Org/m", "--cache", os.path.join(self.tmp, "cache"),
+                             "--endpoint", self.sim.hub, "--mirror", self.mirror.hub)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertGreaterEqual(file_bytes(self.mirror, "Org/m/w.bin"), len(self.big))
+        # Everything is now local: an offline mount serves it with no source.
+        mp = self.mount(args=["--offline"])
+        self.assertFileEqual(os.path.join(mp, "Org", "m", "w.bin"), self.big)
+        self.assertFileEqual(os.path.join(mp, "Org", "m", "config.json"), self.small)
+
+    def test_prefetch_rejects_a_bad_mirror_url(self):
+        r = self.run_modelfs("prefetch", "Org/m", "--cache", os.path.join(self.tmp, "cache"),
+                             "--mirror", "ftp://nope")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("mirror", r.stderr)
+
     def test_mirror_from_environment(self):
         mp = self.mount(env={"MODELFS_MIRRORS": "," + self.mirror.hub + ","})
         self.sim.offline(True)
