@@ -174,16 +174,76 @@ int mfs_cmd_ls(int argc, char **argv)
 	return status;
 }
 
+#define STATUS_SRC_MAX 32
+
 struct counters {
 	int64_t reads, reads_mem, reads_disk, reads_waited, bytes_fetched;
-	struct mfs_strbuf src_json, src_text;
+	struct {
+		char url[300];
+		int64_t bytes, requests, errors, bad_data;
+	} src[STATUS_SRC_MAX];
 	int nsrc;
 };
+
+/* The per-source record for "source:<url>:<what>", created on first use. */
+static int64_t *source_counter(struct counters *k, const char *name)
+{
+	const char *end = strrchr(name, ':');
+	size_t len = end ? (size_t)(end - (name + 7)) : 0;
+	int i;
+
+	if (!end || len == 0 || len >= sizeof(k->src[0].url))
+		return NULL;
+	for (i = 0; i < k->nsrc; i++)
+		if (strlen(k->src[i].url) == len && !strncmp(k->src[i].url, name + 7, len))
+			break;
+	if (i == k->nsrc) {
+		if (k->nsrc == STATUS_SRC_MAX)
+			return NULL;
+		memcpy(k->src[i].url, name + 7, len);
+		k->src[i].url[len] = '\0';
+		k->nsrc++;
+	}
+	if (!strcmp(end, ":bytes"))
+		return &k->src[i].bytes;
+	if (!strcmp(end, ":requests"))
+		return &k->src[i].requests;
+	if (!strcmp(end, ":errors"))
+		return &k->src[i].errors;
+	if (!strcmp(end, ":bad_data"))
+		return &k->src[i].bad_data;
+	return NULL;
+}
+
+/* "sources": {url: bytes} (kept for scripts) and "source_health":
+ * {url: {bytes, requests, errors, bad_data}}; and the text lines. */
+static void format_sources(const struct counters *k, struct mfs_strbuf *json,
+			   struct mfs_strbuf *health, struct mfs_strbuf *text)
+{
+	char sz[32];
+
+	for (int i = 0; i < k->nsrc; i++) {
+		const char *sep = i ? ", " : "";
+		size_t len = strlen(k->src[i].url);
+		mfs_strbuf_puts(json, sep);
+		mfs_strbuf_json_str(json, k->src[i].url, len);
+		mfs_strbuf_printf(json, ": %" PRId64, k->src[i].bytes);
+		mfs_strbuf_puts(health, sep);
+		mfs_strbuf_json_str(health, k->src[i].url, len);
+		mfs_strbuf_printf(health, ": {\"bytes\": %" PRId64 ", \"requests\": %" PRId64
+				  ", \"errors\": %" PRId64 ", \"bad_data\": %" PRId64 "}",
+				  k->src[i].bytes, k->src[i].requests, k->src[i].errors,
+				  k->src[i].bad_data);
+		mfs_strbuf_printf(text, "    %-40s %10s  %" PRId64 " requests, %" PRId64
+				  " errors, %" PRId64 " bad data\n", k->src[i].url,
+				  mfs_format_size((uint64_t)k->src[i].bytes, sz, sizeof(sz)),
+				  k->src[i].requests, k->src[i].errors, k->src[i].bad_data);
+	}
+}
 
 static int on_counter(void *ctx, const char *name, int64_t value)
 {
 	struct counters *k = ctx;
-	char sz[32];
 
 	if (!strcmp(name, "reads"))
 		k->reads = value;
@@ -196,23 +256,21 @@ static int on_counter(void *ctx, const char *name, int64_t value)
 	else if (!strcmp(name, "bytes_fetched"))
 		k->bytes_fetched = value;
 	else if (!strncmp(name, "source:", 7)) {
-		const char *end = strrchr(name, ':');
-		if (end && !strcmp(end, ":bytes")) {
-			size_t len = (size_t)(end - (name + 7));
-			mfs_strbuf_puts(&k->src_json, k->nsrc ? ", " : "");
-			mfs_strbuf_json_str(&k->src_json, name + 7, len);
-			mfs_strbuf_printf(&k->src_json, ": %" PRId64, value);
-			mfs_strbuf_printf(&k->src_text, "    %-40.*s %s\n", (int)len, name + 7,
-					  mfs_format_size((uint64_t)value, sz, sizeof(sz)));
-			k->nsrc++;
-		}
+		int64_t *slot = source_counter(k, name);
+		if (slot)
+			*slot = value;
 	}
 	return 0;
 }
 
-/* Live mounts from the daemon pid files ("PID\nMOUNTPOINT\n"). */
-static void list_mounts(struct mfs_strbuf *json, struct mfs_strbuf *text)
+/* Live mounts of this cache from the daemon pid files
+ * ("PID\nMOUNTPOINT\nCACHE DIR\n"; older files without the cache line are
+ * listed too). */
+static void list_mounts(const char *cache_dir, struct mfs_strbuf *json, struct mfs_strbuf *text)
 {
+	char cache_real[PATH_MAX];
+	if (!realpath(cache_dir, cache_real))
+		snprintf(cache_real, sizeof(cache_real), "%s", cache_dir);
 	char any[PATH_MAX], dir[PATH_MAX];
 	int nm = 0;
 	DIR *d;
@@ -229,7 +287,7 @@ static void list_mounts(struct mfs_strbuf *json, struct mfs_strbuf *text)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char p[PATH_MAX + 300], mp[PATH_MAX] = "";
+		char p[PATH_MAX + 300], mp[PATH_MAX] = "", cd[PATH_MAX] = "";
 		int pid = 0;
 		FILE *f;
 		if (strncmp(de->d_name, "mount-", 6) || !strstr(de->d_name, ".pid"))
@@ -240,10 +298,15 @@ static void list_mounts(struct mfs_strbuf *json, struct mfs_strbuf *text)
 			continue;
 		if (fscanf(f, "%d\n", &pid) != 1 || !fgets(mp, sizeof(mp), f))
 			pid = 0;
+		if (pid > 0 && !fgets(cd, sizeof(cd), f))
+			cd[0] = '\0';
 		fclose(f);
 		mp[strcspn(mp, "\n")] = '\0';
+		cd[strcspn(cd, "\n")] = '\0';
 		if (pid <= 0 || (kill(pid, 0) && errno == ESRCH))
 			continue;
+		if (cd[0] && strcmp(cd, cache_real) != 0)
+			continue; /* another cache's mount */
 		mfs_strbuf_printf(json, "%s{\"pid\": %d, \"mountpoint\": ", nm ? ", " : "", pid);
 		mfs_strbuf_json_str(json, mp, strlen(mp));
 		mfs_strbuf_puts(json, "}");
@@ -258,8 +321,9 @@ int mfs_cmd_status(int argc, char **argv)
 	struct mfs_cli_opts o = { 0 };
 	struct mfs_cache *c = NULL;
 	struct mfs_ix_totals t;
-	struct counters k = { .src_json = MFS_STRBUF_INIT, .src_text = MFS_STRBUF_INIT };
+	struct counters k = { .nsrc = 0 };
 	struct mfs_strbuf mj = MFS_STRBUF_INIT, mt = MFS_STRBUF_INIT;
+	struct mfs_strbuf sj = MFS_STRBUF_INIT, sh = MFS_STRBUF_INIT, st = MFS_STRBUF_INIT;
 	const char *arg;
 	bool json = false;
 	int status, rc;
@@ -278,7 +342,8 @@ int mfs_cmd_status(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	list_mounts(&mj, &mt);
+	list_mounts(c->dir, &mj, &mt);
+	format_sources(&k, &sj, &sh, &st);
 	int64_t hits = k.reads - k.reads_waited;
 	double ratio = k.reads ? (double)hits / (double)k.reads : 0;
 	if (json) {
@@ -299,9 +364,9 @@ int mfs_cmd_status(int argc, char **argv)
 			printf("%.4f", ratio);
 		else
 			printf("null");
-		printf(", \"bytes_fetched\": %" PRId64 ", \"sources\": {%s}, \"mounts\": [%s]}\n",
-		       k.bytes_fetched, k.src_json.buf ? k.src_json.buf : "",
-		       mj.buf ? mj.buf : "");
+		printf(", \"bytes_fetched\": %" PRId64 ", \"sources\": {%s}, \"source_health\": {%s}"
+		       ", \"mounts\": [%s]}\n", k.bytes_fetched, sj.buf ? sj.buf : "",
+		       sh.buf ? sh.buf : "", mj.buf ? mj.buf : "");
 	} else {
 		char u[32], q[32], p[32], f[32];
 		printf("cache:        %s\n", c->dir);
@@ -317,12 +382,13 @@ int mfs_cmd_status(int argc, char **argv)
 			printf("hit ratio:    - (no reads through a mount recorded yet)\n");
 		printf("fetched:      %s\n", mfs_format_size((uint64_t)k.bytes_fetched, f, sizeof(f)));
 		if (k.nsrc)
-			printf("  per source:\n%s", k.src_text.buf);
+			printf("  per source:\n%s", st.buf ? st.buf : "");
 		printf("mounts:       %s\n%s", mt.buf ? "" : "none", mt.buf ? mt.buf : "");
 	}
 out:
-	mfs_strbuf_free(&k.src_json);
-	mfs_strbuf_free(&k.src_text);
+	mfs_strbuf_free(&sj);
+	mfs_strbuf_free(&sh);
+	mfs_strbuf_free(&st);
 	mfs_strbuf_free(&mj);
 	mfs_strbuf_free(&mt);
 	mfs_cache_close(c);

@@ -17,13 +17,13 @@ int mfs_statsync_flush(struct mfs_statsync *s, struct mfs_ix *ix, struct mfs_blo
 		       struct mfs_hub *hub, struct mfs_srcset *src)
 {
 	struct mfs_src_stats ss[MFS_STATSYNC_SRC_MAX];
-	char keys[MFS_STATSYNC_SRC_MAX * 2][300];
+	char keys[MFS_STATSYNC_SRC_MAX * 4][300];
 	size_t nsrc = 0;
 	struct mfs_blobio_stats st;
 	struct mfs_hub_health h = { 0 };
 	char kb[1100], kr[1100];
-	const char *names[12 + 2 * MFS_STATSYNC_SRC_MAX];
-	int64_t d[12 + 2 * MFS_STATSYNC_SRC_MAX];
+	const char *names[12 + 4 * MFS_STATSYNC_SRC_MAX];
+	int64_t d[12 + 4 * MFS_STATSYNC_SRC_MAX];
 	size_t n = 0;
 	int rc;
 
@@ -47,12 +47,18 @@ int mfs_statsync_flush(struct mfs_statsync *s, struct mfs_ix *ix, struct mfs_blo
 		if (nsrc > MFS_STATSYNC_SRC_MAX)
 			nsrc = MFS_STATSYNC_SRC_MAX;
 		for (size_t i = 0; i < nsrc; i++) {
-			snprintf(keys[2 * i], sizeof(keys[0]), "source:%.255s:bytes", ss[i].url);
-			snprintf(keys[2 * i + 1], sizeof(keys[0]), "source:%.255s:requests", ss[i].url);
-			names[n] = keys[2 * i];
+			snprintf(keys[4 * i], sizeof(keys[0]), "source:%.255s:bytes", ss[i].url);
+			snprintf(keys[4 * i + 1], sizeof(keys[0]), "source:%.255s:requests", ss[i].url);
+			snprintf(keys[4 * i + 2], sizeof(keys[0]), "source:%.255s:errors", ss[i].url);
+			snprintf(keys[4 * i + 3], sizeof(keys[0]), "source:%.255s:bad_data", ss[i].url);
+			names[n] = keys[4 * i];
 			d[n++] = (int64_t)(ss[i].bytes - s->src_bytes[i]);
-			names[n] = keys[2 * i + 1];
+			names[n] = keys[4 * i + 1];
 			d[n++] = (int64_t)(ss[i].requests - s->src_reqs[i]);
+			names[n] = keys[4 * i + 2];
+			d[n++] = (int64_t)(ss[i].errors - s->src_errs[i]);
+			names[n] = keys[4 * i + 3];
+			d[n++] = (int64_t)(ss[i].bad_data - s->src_bad[i]);
 		}
 	} else if (hub && s->endpoint[0]) {
 		snprintf(kb, sizeof(kb), "source:%.1000s:bytes", s->endpoint);
@@ -69,6 +75,8 @@ int mfs_statsync_flush(struct mfs_statsync *s, struct mfs_ix *ix, struct mfs_blo
 		for (size_t i = 0; i < nsrc; i++) {
 			s->src_bytes[i] = ss[i].bytes;
 			s->src_reqs[i] = ss[i].requests;
+			s->src_errs[i] = ss[i].errors;
+			s->src_bad[i] = ss[i].bad_data;
 		}
 	}
 	return rc;

@@ -8,7 +8,7 @@
  * counters (its reads are its own fetches, not a user's cache hits).
  * Counter names: reads, reads_mem, reads_disk, reads_waited, blocks_fetched,
  * bytes_fetched, fetch_errors, verify_failures, and per source
- * "source:<url>:bytes" / "source:<url>:requests".
+ * "source:<url>:bytes" / ":requests" / ":errors" / ":bad_data".
  * Not thread-safe: one flusher per process.
  */
 #ifndef MFS_CORE_CACHESTATS_H
@@ -29,6 +29,7 @@ struct mfs_statsync {
 	char endpoint[1024];
 	bool reads;
 	uint64_t src_bytes[MFS_STATSYNC_SRC_MAX], src_reqs[MFS_STATSYNC_SRC_MAX];
+	uint64_t src_errs[MFS_STATSYNC_SRC_MAX], src_bad[MFS_STATSYNC_SRC_MAX];
 };
 
 void mfs_statsync_init(struct mfs_statsync *s, const char *endpoint, bool include_reads);

@@ -148,7 +148,9 @@ static int build_args(const struct mfs_mount_config *cfg, struct fuse_args *args
 	return 0;
 }
 
-static void write_pidfile(const char *mp)
+/* "PID\nMOUNTPOINT\nCACHE DIR\n": umount waits on the pid, status lists
+ * the mounts of its own cache. */
+static void write_pidfile(const char *mp, const char *cache_dir)
 {
 	char path[PATH_MAX];
 	FILE *f;
@@ -158,7 +160,7 @@ static void write_pidfile(const char *mp)
 	f = fopen(path, "w");
 	if (!f)
 		return;
-	fprintf(f, "%d\n%s\n", (int)getpid(), mp);
+	fprintf(f, "%d\n%s\n%s\n", (int)getpid(), mp, cache_dir);
 	fclose(f);
 }
 
@@ -347,7 +349,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	}
 	mounted = true;
 	raise_readahead(mp);
-	write_pidfile(mp);
+	write_pidfile(mp, cfg->cache_dir);
 	mfs_info("mounted %s (cache %s, endpoint %s%s)", mp, cfg->cache_dir,
 		 cfg->endpoint, cfg->offline ? ", offline" : "");
 	report(status_fd, "OK\n");

@@ -3,6 +3,7 @@ hub is down, bad bytes from a mirror caught and refetched from the hub,
 peers asked first, a peer dying mid-transfer. Each test checks content and
 the counters of every simulator involved.
 """
+import json
 import os
 import shutil
 import socket
@@ -81,6 +82,23 @@ class Mirror(MountCase):
         self.assertFileEqual(os.path.join(d, "w.bin"), self.big)
         self.assertEqual(file_bytes(self.mirror, "Org/m/w.bin"), before)
         self.assertGreaterEqual(file_bytes(self.sim, "Org/m/w.bin"), len(self.big))
+
+    def test_status_shows_each_sources_health(self):
+        self.mirror.fault("corrupt", route="any", count=-1)
+        mp = self.mount(args=["--mirror", self.mirror.hub, "--prefer", "mirror"])
+        self.assertFileEqual(os.path.join(mp, "Org", "m", "config.json"), self.small)
+        self.assertFileEqual(os.path.join(mp, "Org", "m", "w.bin"), self.big)
+        self.umount(mp)  # flushes the daemon's counters
+        r = self.run_modelfs("status", "--json", "--cache", os.path.join(self.tmp, "cache"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        health = json.loads(r.stdout)["source_health"]
+        self.assertGreaterEqual(health[self.mirror.hub]["bad_data"], 1)
+        self.assertGreaterEqual(health[self.sim.hub]["bytes"], len(self.big))
+        self.assertNotIn(os.path.realpath(mp),
+                         [m["mountpoint"] for m in json.loads(r.stdout)["mounts"]])
+        text = self.run_modelfs("status", "--cache", os.path.join(self.tmp, "cache")).stdout
+        self.assertIn(self.mirror.hub, text)
+        self.assertIn("bad data", text)
 
     def test_multiblock_corruption_is_dropped_and_refetched_from_hub(self):
         self.mirror.fault("corrupt", route="any", count=-1)
