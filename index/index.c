@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/log.h"
 
@@ -45,7 +46,7 @@
 #define IX_SCHEMA_VERSION 1
 #define IX_BUSY_TIMEOUT_MS 5000
 /* Extra attempts after the busy timeout expired: bounds a wait to ~30 s. */
-#define IX_BUSY_RETRIES 5
+#define IX_BUSY_RETRIES 12
 /* Longest revision name we store (git refs are far shorter in practice). */
 #define IX_REV_MAX 255
 #define IX_KEY_MAX 255
@@ -247,14 +248,6 @@ struct mfs_ix {
 	char *path;                   /* immutable after open; for log lines */
 };
 
-/* A growable list of names, filled under the lock and handed to the
- * caller's callback after it is released (so a callback may call back into
- * the index without deadlocking). */
-struct ix_names {
-	char **v;
-	size_t n, cap;
-};
-
 /* --- small helpers ------------------------------------------------------- */
 
 /* Maps a failed sqlite call to a negative errno and logs sqlite's message.
@@ -300,9 +293,16 @@ static int ix_step(struct mfs_ix *ix, sqlite3_stmt *st)
 			return rc;
 		if (tries >= IX_BUSY_RETRIES || !sqlite3_get_autocommit(ix->db))
 			return rc;
-		mfs_warn("index %s: database still locked after %d ms, retrying",
-			 ix->path, IX_BUSY_TIMEOUT_MS);
+		/* sqlite returns BUSY without waiting in its busy handler when
+		 * waiting could deadlock (another connection switching to WAL,
+		 * recovering the WAL, upgrading a lock): back off ourselves,
+		 * 10 ms doubling to 640 ms, so concurrent openers take turns. */
+		struct timespec pause = { 0, (10L << (tries < 6 ? tries : 6)) * 1000000L };
+		if (tries >= 3)
+			mfs_warn("index %s: database locked by another process, retrying",
+				 ix->path);
 		sqlite3_reset(st);
+		nanosleep(&pause, NULL);
 	}
 }
 
@@ -336,6 +336,17 @@ static void ix_rollback(struct mfs_ix *ix)
 		sqlite3_step(ix->st[ST_ROLLBACK]);
 		ix_done(ix->st[ST_ROLLBACK]);
 	}
+}
+
+/* Ends the caller's write transaction: commits it if every step succeeded
+ * (ret == 0), else rolls it back. Returns the outcome. */
+static int ix_end(struct mfs_ix *ix, int ret)
+{
+	if (!ret)
+		ret = ix_commit(ix);
+	if (ret)
+		ix_rollback(ix);
+	return ret;
 }
 
 static int ix_bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -457,60 +468,160 @@ out:
 	return ret;
 }
 
-static int ix_names_add(struct ix_names *l, const unsigned char *s, int len)
+/* --- row collection -------------------------------------------------------
+ *
+ * Every list query steps a statement to its end under the lock, copying the
+ * rows into a growable vector, and only hands them out (or to the caller's
+ * callback) after the lock is released: a callback may then call back into
+ * the index without deadlocking, and no slow caller holds up the daemon.
+ */
+
+/* Rows collected so far; owned by the function running the query. */
+struct ix_vec {
+	void *v;
+	size_t n, cap;
+};
+
+/* What ix_fill_fn returns to drop the row just read (a row we did not
+ * write, e.g. a field longer than ours): 0 keeps it, a negative errno stops
+ * the whole query. */
+#define IX_ROW_SKIP 1
+
+/* Sets a zeroed element from the current row of st. */
+typedef int (*ix_fill_fn)(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx);
+
+/* How one kind of list query turns rows into elements. */
+struct ix_rows {
+	size_t size;                /* bytes per element */
+	ix_fill_fn fill;
+	void (*drop)(void *elem);   /* frees what an element owns; NULL if nothing */
+	const char *what;           /* names the query in the error log line */
+};
+
+/* Grows a caller-owned array by one element of `size` bytes. */
+static void *ix_grow(void **v, size_t *n, size_t *cap, size_t size)
 {
-	char *copy;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		void *nv = realloc(*v, c * size);
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		char **v = realloc(l->v, cap * sizeof *v);
-
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
+		if (!nv)
+			return NULL;
+		*v = nv;
+		*cap = c;
 	}
-	copy = malloc((size_t)len + 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, s, (size_t)len);
-	copy[len] = '\0';
-	l->v[l->n++] = copy;
-	return 0;
+	return (char *)*v + (*n)++ * size;
 }
 
-static void ix_names_free(struct ix_names *l)
+/* Frees every element (with rows->drop) and the vector itself. */
+static void ix_vec_free(const struct ix_rows *rows, struct ix_vec *vec)
 {
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
+	for (size_t i = 0; rows->drop && i < vec->n; i++)
+		rows->drop((char *)vec->v + i * rows->size);
+	free(vec->v);
+	*vec = (struct ix_vec){ 0 };
 }
+
+/* Steps st to its end, appending one element per row that rows->fill
+ * keeps. Caller holds the lock and resets or finalizes st afterwards. On
+ * error nothing is left in vec (a failed element is freed with the rest). */
+static int ix_collect(struct mfs_ix *ix, sqlite3_stmt *st, const struct ix_rows *rows,
+		      void *ctx, struct ix_vec *vec)
+{
+	int ret = 0, rc;
+
+	while ((rc = ix_step(ix, st)) == SQLITE_ROW) {
+		void *e = ix_grow(&vec->v, &vec->n, &vec->cap, rows->size);
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		memset(e, 0, rows->size);
+		ret = rows->fill(ix, st, e, ctx);
+		if (ret == IX_ROW_SKIP) {
+			vec->n--;
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, rows->what);
+	if (ret)
+		ix_vec_free(rows, vec);
+	return ret;
+}
+
+/* The end of every one-shot list query: unless ret already reports that
+ * preparing st failed, collects its rows; then finalizes st and releases
+ * the lock the caller took. */
+static int ix_query_rows(struct mfs_ix *ix, int ret, sqlite3_stmt *st,
+			 const struct ix_rows *rows, void *ctx, struct ix_vec *vec)
+{
+	if (!ret)
+		ret = ix_collect(ix, st, rows, ctx, vec);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}
+
+/* A malloc'd copy of a text column ("" for NULL); NULL if out of memory. */
+static char *ix_col_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+	size_t len = (size_t)sqlite3_column_bytes(st, col);
+	char *copy = malloc(len + 1);
+
+	if (!copy)
+		return NULL;
+	if (len)
+		memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+static void ix_name_drop(void *elem)
+{
+	free(*(char **)elem);
+}
+
+static int ix_name_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	const unsigned char *s = sqlite3_column_text(st, 0);
+
+	(void)ix;
+	(void)ctx;
+	/* An org-less id ("noslash") has no org: skip, don't list "". */
+	if (!s || !s[0])
+		return IX_ROW_SKIP;
+	*(char **)elem = ix_col_dup(st, 0);
+	return *(char **)elem ? 0 : -ENOMEM;
+}
+
+static const struct ix_rows ix_name_rows = {
+	sizeof(char *), ix_name_fill, ix_name_drop, NULL,
+};
 
 /* Runs a bound single-column query under the lock, collecting the names;
  * unlocks; then feeds the callback. Consumes the bindings of st. */
 static int ix_names_run(struct mfs_ix *ix, sqlite3_stmt *st, const char *what,
 			mfs_ix_name_fn cb, void *ctx)
 {
-	struct ix_names l = { 0 };
-	int ret = 0, rc;
+	struct ix_rows rows = ix_name_rows;
+	struct ix_vec l = { 0 };
+	char **names;
+	int ret;
 
-	while ((rc = ix_step(ix, st)) == SQLITE_ROW) {
-		const unsigned char *s = sqlite3_column_text(st, 0);
-
-		/* An org-less id ("noslash") has no org: skip, don't list "". */
-		if (!s || !s[0])
-			continue;
-		ret = ix_names_add(&l, s, sqlite3_column_bytes(st, 0));
-		if (ret)
-			break;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, what);
+	rows.what = what;
+	ret = ix_collect(ix, st, &rows, NULL, &l);
 	ix_done(st);
 	pthread_mutex_unlock(&ix->lock);
+	names = l.v;
 	for (size_t i = 0; !ret && i < l.n; i++)
-		ret = cb(ctx, l.v[i]);
-	ix_names_free(&l);
+		ret = cb(ctx, names[i]);
+	ix_vec_free(&rows, &l);
 	return ret;
 }
 
@@ -972,24 +1083,52 @@ int mfs_ix_tree_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 	sqlite3_clear_bindings(st);
 	sqlite3_bind_int64(ix->st[ST_COMMIT_LISTED], 1, cid);
 	ret = ix_exec(ix, ST_COMMIT_LISTED, "mark commit listed");
-	if (!ret)
-		ret = ix_commit(ix);
 out:
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
+
+static void ix_entry_drop(void *elem)
+{
+	free(((struct mfs_entry *)elem)->path);
+}
+
+/* ctx: a bool set on every row, so an empty but listed tree (one NULL-path
+ * row) is told apart from a commit we never listed (no row). */
+static int ix_entry_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_entry *x = elem;
+
+	*(bool *)ctx = true;
+	if (!sqlite3_column_text(st, 0)) /* listed, empty tree */
+		return IX_ROW_SKIP;
+	x->path = ix_col_dup(st, 0);
+	if (!x->path)
+		return -ENOMEM;
+	x->kind = (enum mfs_kind)sqlite3_column_int(st, 1);
+	x->size = (uint64_t)sqlite3_column_int64(st, 2);
+	if (!ix_col_copy(st, 3, x->oid, sizeof x->oid) ||
+	    !ix_col_copy(st, 4, x->sha256, sizeof x->sha256) ||
+	    !ix_col_copy(st, 5, x->xet_hash, sizeof x->xet_hash)) {
+		mfs_error("index %s: malformed entry row for '%s'", ix->path, x->path);
+		return -EIO;
+	}
+	return 0;
+}
+
+static const struct ix_rows ix_entry_rows = {
+	sizeof(struct mfs_entry), ix_entry_fill, ix_entry_drop, "load tree",
+};
 
 int mfs_ix_tree_get(struct mfs_ix *ix, const struct mfs_repo *repo,
 		    const char *commit, struct mfs_entry **out, size_t *n)
 {
 	char sha[41];
-	struct mfs_entry *v = NULL;
-	size_t len = 0, cap = 0;
+	struct ix_vec l = { 0 };
 	bool found = false;
 	sqlite3_stmt *st;
-	int ret = 0, rc;
+	int ret;
 
 	if (!ix || !out || !n || ix_repo_check(repo) || ix_hex_norm(commit, 40, sha))
 		return -EINVAL;
@@ -999,57 +1138,18 @@ int mfs_ix_tree_get(struct mfs_ix *ix, const struct mfs_repo *repo,
 	st = ix->st[ST_TREE_GET];
 	ix_bind_repo(st, repo);
 	ix_bind_text(st, 3, sha);
-	while ((rc = ix_step(ix, st)) == SQLITE_ROW) {
-		const unsigned char *path = sqlite3_column_text(st, 0);
-		int plen = sqlite3_column_bytes(st, 0);
-		struct mfs_entry *x;
-
-		found = true;
-		if (!path) /* listed, empty tree */
-			continue;
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct mfs_entry *nv = realloc(v, ncap * sizeof *nv);
-
-			if (!nv) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			v = nv;
-			cap = ncap;
-		}
-		x = &v[len];
-		memset(x, 0, sizeof *x);
-		x->path = malloc((size_t)plen + 1);
-		if (!x->path) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		len++;
-		memcpy(x->path, path, (size_t)plen);
-		x->path[plen] = '\0';
-		x->kind = (enum mfs_kind)sqlite3_column_int(st, 1);
-		x->size = (uint64_t)sqlite3_column_int64(st, 2);
-		if (!ix_col_copy(st, 3, x->oid, sizeof x->oid) ||
-		    !ix_col_copy(st, 4, x->sha256, sizeof x->sha256) ||
-		    !ix_col_copy(st, 5, x->xet_hash, sizeof x->xet_hash)) {
-			mfs_error("index %s: malformed entry row for '%s'", ix->path, x->path);
-			ret = -EIO;
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "load tree");
-	else if (!found)
+	ret = ix_collect(ix, st, &ix_entry_rows, &found, &l);
+	if (!ret && !found)
 		ret = -ENOENT;
-out:
 	ix_done(st);
 	pthread_mutex_unlock(&ix->lock);
-	if (ret) {
-		mfs_entries_free(v, len);
-	} else {
-		*out = v;
-		*n = len;
+	/* ix_collect left nothing on error; an empty tree is handed out as
+	 * NULL, as it always was (its one NULL row may have grown l). */
+	if (!l.n)
+		ix_vec_free(&ix_entry_rows, &l);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
 	}
 	return ret;
 }
@@ -1233,11 +1333,8 @@ int mfs_ix_blob_drop_blocks(struct mfs_ix *ix, const char *content_id)
 	ix_bind_text(ix->st[ST_BLOB_VERIFIED], 1, cid);
 	sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, 0);
 	ret = ix_exec(ix, ST_BLOB_VERIFIED, "clear verified");
-	if (!ret)
-		ret = ix_commit(ix);
 out:
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -1320,11 +1417,8 @@ int mfs_ix_touch(struct mfs_ix *ix, const char *const *content_ids, size_t n,
 		 * between the read and this batch. */
 		ret = ix_exec(ix, ST_TOUCH, "touch blob");
 	}
-	if (!ret)
-		ret = ix_commit(ix);
 out:
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -1453,19 +1547,16 @@ static int ix_run1(struct mfs_ix *ix, sqlite3_stmt *st, const char *what)
 	return ret;
 }
 
-/* Grows a caller-owned array by one element of `size` bytes. */
-static void *ix_grow(void **v, size_t *n, size_t *cap, size_t size)
+/* Steps a one-shot statement once for one item of a batch (a row is an
+ * error here) and resets it for the next item's bindings. */
+static int ix_run_item(struct mfs_ix *ix, sqlite3_stmt *st, const char *what)
 {
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		void *nv = realloc(*v, c * size);
+	int rc = ix_step(ix, st), ret = 0;
 
-		if (!nv)
-			return NULL;
-		*v = nv;
-		*cap = c;
-	}
-	return (char *)*v + (*n)++ * size;
+	if (rc != SQLITE_DONE)
+		ret = ix_fail(ix, rc, what);
+	sqlite3_reset(st);
+	return ret;
 }
 
 int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev,
@@ -1505,11 +1596,8 @@ int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *r
 		ix_bind_text(st, 3, sha);
 		ret = ix_run1(ix, st, "store pinned commit");
 	}
-	if (!ret)
-		ret = ix_commit(ix);
 out:
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -1544,12 +1632,38 @@ struct ix_pin_row {
 	char *globs;
 };
 
+static void ix_pin_drop(void *elem)
+{
+	free(((struct ix_pin_row *)elem)->globs);
+}
+
+static int ix_pin_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct ix_pin_row *r = elem;
+
+	(void)ix;
+	(void)ctx;
+	r->p.repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
+	if (!ix_col_copy(st, 1, r->p.repo.id, sizeof(r->p.repo.id)) ||
+	    !ix_col_copy(st, 2, r->rev, sizeof(r->rev)) ||
+	    !ix_col_copy(st, 3, r->commit, sizeof(r->commit)) ||
+	    !(r->globs = ix_col_dup(st, 4)))
+		return IX_ROW_SKIP; /* not a row we wrote (or out of memory) */
+	r->p.created_ms = sqlite3_column_int64(st, 5);
+	r->p.current = sqlite3_column_int(st, 6) != 0;
+	return 0;
+}
+
+static const struct ix_rows ix_pin_rows = {
+	sizeof(struct ix_pin_row), ix_pin_fill, ix_pin_drop, "list pins",
+};
+
 int mfs_ix_pins_list(struct mfs_ix *ix, mfs_ix_pin_fn cb, void *ctx)
 {
-	struct ix_pin_row *v = NULL;
-	size_t n = 0, cap = 0;
+	struct ix_vec l = { 0 };
+	struct ix_pin_row *v;
 	sqlite3_stmt *st = NULL;
-	int ret, rc;
+	int ret;
 
 	if (!ix || !cb)
 		return -EINVAL;
@@ -1559,39 +1673,16 @@ int mfs_ix_pins_list(struct mfs_ix *ix, mfs_ix_pin_fn cb, void *ctx)
 		      " FROM pins p JOIN repos r ON r.id = p.repo"
 		      " JOIN pin_commits c ON c.repo = p.repo AND c.rev = p.rev"
 		      " ORDER BY r.type, r.repo_id, p.rev, c.commit_sha", &st);
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		struct ix_pin_row *r = ix_grow((void **)&v, &n, &cap, sizeof(*v));
-		const char *g = (const char *)sqlite3_column_text(st, 4);
-
-		if (!r) {
-			ret = -ENOMEM;
-			break;
-		}
-		memset(r, 0, sizeof(*r));
-		r->p.repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
-		if (!ix_col_copy(st, 1, r->p.repo.id, sizeof(r->p.repo.id)) ||
-		    !ix_col_copy(st, 2, r->rev, sizeof(r->rev)) ||
-		    !ix_col_copy(st, 3, r->commit, sizeof(r->commit)) ||
-		    !(r->globs = strdup(g ? g : ""))) {
-			n--; /* not a row we wrote (or out of memory): skip it */
-			continue;
-		}
-		r->p.created_ms = sqlite3_column_int64(st, 5);
-		r->p.current = sqlite3_column_int(st, 6) != 0;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "list pins");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
-	for (size_t i = 0; i < n; i++) {
+	ret = ix_query_rows(ix, ret, st, &ix_pin_rows, NULL, &l);
+	v = l.v;
+	/* The strings point into the rows only now that they stopped moving. */
+	for (size_t i = 0; !ret && i < l.n; i++) {
 		v[i].p.rev = v[i].rev;
 		v[i].p.commit = v[i].commit;
 		v[i].p.globs = v[i].globs;
-		if (!ret)
-			ret = cb(ctx, &v[i].p);
-		free(v[i].globs);
+		ret = cb(ctx, &v[i].p);
 	}
-	free(v);
+	ix_vec_free(&ix_pin_rows, &l);
 	return ret;
 }
 
@@ -1617,30 +1708,38 @@ int mfs_ix_pins_apply(struct mfs_ix *ix, const char *const *content_ids, size_t 
 	if (!ret)
 		ret = ix_prep(ix, "UPDATE blobs SET pinned = 1 WHERE content_id = ?1", &st);
 	for (size_t i = 0; !ret && i < n; i++) {
-		int rc;
-
 		ix_cid_norm(content_ids[i], cid);
 		ix_bind_text(st, 1, cid);
-		rc = ix_step(ix, st);
-		if (rc != SQLITE_DONE)
-			ret = ix_fail(ix, rc, "pin blob");
-		sqlite3_reset(st);
+		ret = ix_run_item(ix, st, "pin blob");
 	}
 	sqlite3_finalize(st);
-	if (!ret)
-		ret = ix_commit(ix);
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
 
+static int ix_lru_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_ix_lru *e = elem;
+
+	(void)ix;
+	(void)ctx;
+	if (!ix_col_copy(st, 0, e->id, sizeof(e->id)))
+		return IX_ROW_SKIP;
+	e->last_access_ms = sqlite3_column_int64(st, 1);
+	e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+	return 0;
+}
+
+static const struct ix_rows ix_lru_rows = {
+	sizeof(struct mfs_ix_lru), ix_lru_fill, NULL, "list LRU blobs",
+};
+
 int mfs_ix_lru_list(struct mfs_ix *ix, size_t max, struct mfs_ix_lru **out, size_t *n)
 {
-	struct mfs_ix_lru *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct ix_vec l = { 0 };
 	sqlite3_stmt *st = NULL;
-	int ret, rc = SQLITE_DONE;
+	int ret;
 
 	if (!ix || !out || !n)
 		return -EINVAL;
@@ -1651,41 +1750,36 @@ int mfs_ix_lru_list(struct mfs_ix *ix, size_t max, struct mfs_ix_lru **out, size
 		      " ORDER BY b.last_access, b.content_id LIMIT ?1", &st);
 	if (!ret)
 		sqlite3_bind_int64(st, 1, (int64_t)(max > INT64_MAX ? INT64_MAX : max));
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		struct mfs_ix_lru *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+	ret = ix_query_rows(ix, ret, st, &ix_lru_rows, NULL, &l);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
+	}
+	return ret;
+}
 
-		if (!e) {
-			ret = -ENOMEM;
-			break;
-		}
-		if (!ix_col_copy(st, 0, e->id, sizeof(e->id))) {
-			cnt--;
-			continue;
-		}
-		e->last_access_ms = sqlite3_column_int64(st, 1);
-		e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 2);
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "list LRU blobs");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	*out = v;
-	*n = cnt;
+static int ix_block_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_ix_block *e = elem;
+
+	(void)ix;
+	(void)ctx;
+	e->idx = (uint32_t)sqlite3_column_int64(st, 0);
+	e->stored_len = (uint64_t)sqlite3_column_int64(st, 1);
 	return 0;
 }
+
+static const struct ix_rows ix_block_rows = {
+	sizeof(struct mfs_ix_block), ix_block_fill, NULL, "list blocks",
+};
 
 int mfs_ix_blob_blocks(struct mfs_ix *ix, const char *content_id,
 		       struct mfs_ix_block **out, size_t *n)
 {
-	struct mfs_ix_block *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct ix_vec l = { 0 };
 	sqlite3_stmt *st = NULL;
 	char cid[65];
-	int ret, rc = SQLITE_DONE;
+	int ret;
 
 	if (!ix || ix_cid_norm(content_id, cid) || !out || !n)
 		return -EINVAL;
@@ -1694,27 +1788,12 @@ int mfs_ix_blob_blocks(struct mfs_ix *ix, const char *content_id,
 		      " ORDER BY idx", &st);
 	if (!ret)
 		ix_bind_text(st, 1, cid);
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		struct mfs_ix_block *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
-
-		if (!e) {
-			ret = -ENOMEM;
-			break;
-		}
-		e->idx = (uint32_t)sqlite3_column_int64(st, 0);
-		e->stored_len = (uint64_t)sqlite3_column_int64(st, 1);
+	ret = ix_query_rows(ix, ret, st, &ix_block_rows, NULL, &l);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
 	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "list blocks");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return ret;
 }
 
 int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
@@ -1733,14 +1812,9 @@ int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
 	if (!ret)
 		ret = ix_prep(ix, "DELETE FROM blocks WHERE content_id = ?1 AND idx = ?2", &st);
 	for (size_t i = 0; !ret && i < n; i++) {
-		int rc;
-
 		ix_bind_text(st, 1, cid);
 		sqlite3_bind_int64(st, 2, idx[i]);
-		rc = ix_step(ix, st);
-		if (rc != SQLITE_DONE)
-			ret = ix_fail(ix, rc, "delete block");
-		sqlite3_reset(st);
+		ret = ix_run_item(ix, st, "delete block");
 	}
 	sqlite3_finalize(st);
 	/* Blocks that come back must be hashed again. */
@@ -1749,10 +1823,7 @@ int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
 		sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, 0);
 		ret = ix_exec(ix, ST_BLOB_VERIFIED, "clear verified");
 	}
-	if (!ret)
-		ret = ix_commit(ix);
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -1762,13 +1833,35 @@ int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
 	"coalesce((SELECT sum(min(b.block_size, b.size - k.idx * b.block_size))" \
 	" FROM blocks k WHERE k.content_id = b.content_id), 0)"
 
+static int ix_blob_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_ix_blob_info *e = elem;
+
+	(void)ix;
+	(void)ctx;
+	if (!ix_col_copy(st, 0, e->id, sizeof(e->id)))
+		return IX_ROW_SKIP;
+	e->size = (uint64_t)sqlite3_column_int64(st, 1);
+	e->block_size = (uint32_t)sqlite3_column_int64(st, 2);
+	e->complete = sqlite3_column_int(st, 3) != 0;
+	e->verified = sqlite3_column_int(st, 4) != 0;
+	e->pinned = sqlite3_column_int(st, 5) != 0;
+	e->last_access_ms = sqlite3_column_int64(st, 6);
+	e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+	e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+	return 0;
+}
+
+static const struct ix_rows ix_blob_rows = {
+	sizeof(struct mfs_ix_blob_info), ix_blob_fill, NULL, "list blobs",
+};
+
 int mfs_ix_blobs_list(struct mfs_ix *ix, bool complete_only,
 		      struct mfs_ix_blob_info **out, size_t *n)
 {
-	struct mfs_ix_blob_info *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct ix_vec l = { 0 };
 	sqlite3_stmt *st = NULL;
-	int ret, rc = SQLITE_DONE;
+	int ret;
 
 	if (!ix || !out || !n)
 		return -EINVAL;
@@ -1780,47 +1873,45 @@ int mfs_ix_blobs_list(struct mfs_ix *ix, bool complete_only,
 		      " FROM blobs b WHERE b.complete OR NOT ?1 ORDER BY b.content_id", &st);
 	if (!ret)
 		sqlite3_bind_int(st, 1, complete_only ? 1 : 0);
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		struct mfs_ix_blob_info *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
+	ret = ix_query_rows(ix, ret, st, &ix_blob_rows, NULL, &l);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
+	}
+	return ret;
+}
 
-		if (!e) {
-			ret = -ENOMEM;
-			break;
-		}
-		memset(e, 0, sizeof(*e));
-		if (!ix_col_copy(st, 0, e->id, sizeof(e->id))) {
-			cnt--;
-			continue;
-		}
-		e->size = (uint64_t)sqlite3_column_int64(st, 1);
-		e->block_size = (uint32_t)sqlite3_column_int64(st, 2);
-		e->complete = sqlite3_column_int(st, 3) != 0;
-		e->verified = sqlite3_column_int(st, 4) != 0;
-		e->pinned = sqlite3_column_int(st, 5) != 0;
-		e->last_access_ms = sqlite3_column_int64(st, 6);
-		e->stored_bytes = (uint64_t)sqlite3_column_int64(st, 7);
-		e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 8);
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "list blobs");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	*out = v;
-	*n = cnt;
+static int ix_commit_stat_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_ix_commit_stat *e = elem;
+	const char *refs = (const char *)sqlite3_column_text(st, 9);
+
+	(void)ix;
+	(void)ctx;
+	e->repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
+	if (!ix_col_copy(st, 1, e->repo.id, sizeof(e->repo.id)) ||
+	    !ix_col_copy(st, 2, e->commit, sizeof(e->commit)))
+		return IX_ROW_SKIP;
+	e->date_s = sqlite3_column_int64(st, 3);
+	e->files = (uint64_t)sqlite3_column_int64(st, 4);
+	e->size = (uint64_t)sqlite3_column_int64(st, 5);
+	e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 6);
+	e->last_access_ms = sqlite3_column_int64(st, 7);
+	e->pinned = sqlite3_column_int(st, 8) != 0;
+	snprintf(e->refs, sizeof(e->refs), "%s", refs ? refs : "");
 	return 0;
 }
+
+static const struct ix_rows ix_commit_stat_rows = {
+	sizeof(struct mfs_ix_commit_stat), ix_commit_stat_fill, NULL, "commit statistics",
+};
 
 int mfs_ix_commit_stats(struct mfs_ix *ix, const struct mfs_repo *repo,
 			struct mfs_ix_commit_stat **out, size_t *n)
 {
-	struct mfs_ix_commit_stat *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct ix_vec l = { 0 };
 	sqlite3_stmt *st = NULL;
-	int ret, rc = SQLITE_DONE;
+	int ret;
 
 	if (!ix || !out || !n || (repo && ix_repo_check(repo)))
 		return -EINVAL;
@@ -1844,40 +1935,12 @@ int mfs_ix_commit_stats(struct mfs_ix *ix, const struct mfs_repo *repo,
 		sqlite3_bind_int(st, 1, (int)repo->type);
 		ix_bind_text(st, 2, repo->id);
 	}
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		struct mfs_ix_commit_stat *e = ix_grow((void **)&v, &cnt, &cap, sizeof(*v));
-		const char *refs = (const char *)sqlite3_column_text(st, 9);
-
-		if (!e) {
-			ret = -ENOMEM;
-			break;
-		}
-		memset(e, 0, sizeof(*e));
-		e->repo.type = sqlite3_column_int(st, 0) ? MFS_REPO_DATASET : MFS_REPO_MODEL;
-		if (!ix_col_copy(st, 1, e->repo.id, sizeof(e->repo.id)) ||
-		    !ix_col_copy(st, 2, e->commit, sizeof(e->commit))) {
-			cnt--;
-			continue;
-		}
-		e->date_s = sqlite3_column_int64(st, 3);
-		e->files = (uint64_t)sqlite3_column_int64(st, 4);
-		e->size = (uint64_t)sqlite3_column_int64(st, 5);
-		e->cached_bytes = (uint64_t)sqlite3_column_int64(st, 6);
-		e->last_access_ms = sqlite3_column_int64(st, 7);
-		e->pinned = sqlite3_column_int(st, 8) != 0;
-		snprintf(e->refs, sizeof(e->refs), "%s", refs ? refs : "");
+	ret = ix_query_rows(ix, ret, st, &ix_commit_stat_rows, NULL, &l);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
 	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "commit statistics");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return ret;
 }
 
 int mfs_ix_counters_add(struct mfs_ix *ix, const char *const *names,
@@ -1900,60 +1963,58 @@ int mfs_ix_counters_add(struct mfs_ix *ix, const char *const *names,
 			      " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
 			      &st);
 	for (size_t i = 0; !ret && i < n; i++) {
-		int rc;
-
 		if (!deltas[i])
 			continue;
 		ix_bind_text(st, 1, names[i]);
 		sqlite3_bind_int64(st, 2, deltas[i]);
-		rc = ix_step(ix, st);
-		if (rc != SQLITE_DONE)
-			ret = ix_fail(ix, rc, "add to counter");
-		sqlite3_reset(st);
+		ret = ix_run_item(ix, st, "add to counter");
 	}
 	sqlite3_finalize(st);
-	if (!ret)
-		ret = ix_commit(ix);
-	if (ret)
-		ix_rollback(ix);
+	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
 
+struct ix_counter_row {
+	char *name;
+	int64_t value;
+};
+
+static void ix_counter_drop(void *elem)
+{
+	free(((struct ix_counter_row *)elem)->name);
+}
+
+static int ix_counter_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct ix_counter_row *r = elem;
+
+	(void)ix;
+	(void)ctx;
+	r->value = sqlite3_column_int64(st, 1);
+	r->name = ix_col_dup(st, 0);
+	return r->name ? 0 : -ENOMEM;
+}
+
+static const struct ix_rows ix_counter_rows = {
+	sizeof(struct ix_counter_row), ix_counter_fill, ix_counter_drop, "list counters",
+};
+
 int mfs_ix_counters_list(struct mfs_ix *ix, mfs_ix_counter_fn cb, void *ctx)
 {
-	struct ix_names l = { 0 };
-	int64_t *vals = NULL;
-	size_t cap = 0;
+	struct ix_vec l = { 0 };
+	struct ix_counter_row *v;
 	sqlite3_stmt *st = NULL;
-	int ret, rc = SQLITE_DONE;
+	int ret;
 
 	if (!ix || !cb)
 		return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
 	ret = ix_prep(ix, "SELECT name, value FROM counters ORDER BY name", &st);
-	while (!ret && (rc = ix_step(ix, st)) == SQLITE_ROW) {
-		if (l.n == cap) {
-			size_t c = cap ? cap * 2 : 16;
-			int64_t *nv = realloc(vals, c * sizeof(*nv));
-
-			if (!nv) {
-				ret = -ENOMEM;
-				break;
-			}
-			vals = nv;
-			cap = c;
-		}
-		vals[l.n] = sqlite3_column_int64(st, 1);
-		ret = ix_names_add(&l, sqlite3_column_text(st, 0), sqlite3_column_bytes(st, 0));
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, "list counters");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ix->lock);
+	ret = ix_query_rows(ix, ret, st, &ix_counter_rows, NULL, &l);
+	v = l.v;
 	for (size_t i = 0; !ret && i < l.n; i++)
-		ret = cb(ctx, l.v[i], vals[i]);
-	ix_names_free(&l);
-	free(vals);
+		ret = cb(ctx, v[i].name, v[i].value);
+	ix_vec_free(&ix_counter_rows, &l);
 	return ret;
 }
