@@ -124,6 +124,34 @@ static struct fs_node *node_by_ino(struct mfs_fs *fs, uint64_t ino)
 	return found;
 }
 
+/* Inserts a copy of tmpl as inode `ino` (known to be free). Caller holds
+ * fs->lock. */
+static struct fs_node *node_insert_locked(struct mfs_fs *fs, const struct fs_node *tmpl,
+					  uint64_t ino)
+{
+	struct fs_node *n;
+
+	if ((fs->count + 1) * 2 > fs->mask + 1 && table_grow_locked(fs))
+		return NULL;
+	n = malloc(sizeof(*n));
+	if (!n)
+		return NULL;
+	*n = *tmpl;
+	n->key = malloc(tmpl->keylen);
+	if (!n->key) {
+		free(n);
+		return NULL;
+	}
+	memcpy(n->key, tmpl->key, tmpl->keylen);
+	n->ino = ino;
+	size_t i = ino & fs->mask;
+	while (fs->slots[i])
+		i = (i + 1) & fs->mask;
+	fs->slots[i] = n;
+	fs->count++;
+	return n;
+}
+
 /* Returns the node for `tmpl`'s key, inserting a copy of tmpl if new.
  * Inode = hash(key), or the next free number when another key has it. */
 static struct fs_node *node_intern(struct mfs_fs *fs, const struct fs_node *tmpl)
@@ -149,25 +177,7 @@ static struct fs_node *node_intern(struct mfs_fs *fs, const struct fs_node *tmpl
 			break;
 		ino++;
 	}
-	if ((fs->count + 1) * 2 > fs->mask + 1 && table_grow_locked(fs))
-		goto out;
-	n = malloc(sizeof(*n));
-	if (!n)
-		goto out;
-	*n = *tmpl;
-	n->key = malloc(tmpl->keylen);
-	if (!n->key) {
-		free(n);
-		n = NULL;
-		goto out;
-	}
-	memcpy(n->key, tmpl->key, tmpl->keylen);
-	n->ino = ino;
-	size_t i = ino & fs->mask;
-	while (fs->slots[i])
-		i = (i + 1) & fs->mask;
-	fs->slots[i] = n;
-	fs->count++;
+	n = node_insert_locked(fs, tmpl, ino);
 out:
 	pthread_mutex_unlock(&fs->lock);
 	return n;
@@ -503,8 +513,17 @@ struct list_ctx {
 	struct fs_node *dir;
 	mode_t mode;
 	const char *repo_name;     /* when listing refs of a repo */
+	const struct mfs_repo *repo;
 	struct mfs_fs *fs;
 };
+
+/* d_ino of a ref symlink: the inode lookup gives the same entry. */
+static uint64_t reflink_ino(const struct mfs_repo *repo, const char *rev)
+{
+	char key[1024];
+	size_t kl = make_key(key, sizeof(key), 'l', repo->type, repo->id, rev, NULL);
+	return key_ino(key, kl);
+}
 
 static int add_org(void *vctx, const char *name)
 {
@@ -522,7 +541,7 @@ static int add_ref(void *vctx, const char *rev)
 	char entry[512];
 
 	if (mfs_names_format(c->repo_name, rev, entry, sizeof(entry)) == 0)
-		dirbuf_add(c->db, entry, S_IFLNK, key_ino(entry, strlen(entry)));
+		dirbuf_add(c->db, entry, S_IFLNK, reflink_ino(c->repo, rev));
 	return 0;
 }
 
@@ -531,12 +550,13 @@ static int add_repo(void *vctx, const char *name)
 	struct list_ctx *c = vctx;
 	struct mfs_repo repo = { .type = c->dir->repo.type };
 
-	dirbuf_add(c->db, name, S_IFLNK, key_ino(name, strlen(name)));
-	if (snprintf(repo.id, sizeof(repo.id), "%s/%s", c->dir->repo.id, name) <
-	    (int)sizeof(repo.id)) {
-		c->repo_name = name;
-		(void)mfs_ix_list_refs(c->fs->ix, &repo, add_ref, c);
-	}
+	if (snprintf(repo.id, sizeof(repo.id), "%s/%s", c->dir->repo.id, name) >=
+	    (int)sizeof(repo.id))
+		return 0;
+	dirbuf_add(c->db, name, S_IFLNK, reflink_ino(&repo, ""));
+	c->repo_name = name;
+	c->repo = &repo;
+	(void)mfs_ix_list_refs(c->fs->ix, &repo, add_ref, c);
 	return 0;
 }
 
@@ -802,23 +822,18 @@ int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	fs->slots = calloc(fs->mask + 1, sizeof(*fs->slots));
 	if (!fs->slots)
 		goto fail;
-	/* Fixed inodes for the two roots (keys that no hash can produce). */
+	/* The two roots at fixed inodes 1 and 2 (key_ino never returns < 16,
+	 * and their keys are not of any form the namespace builds). */
 	root.key = "/";
 	root.keylen = 1;
 	ds.key = "/datasets";
 	ds.keylen = 9;
-	struct fs_node *r = node_intern(fs, &root), *d = node_intern(fs, &ds);
-	if (!r || !d)
-		goto fail;
 	pthread_mutex_lock(&fs->lock);
-	/* Re-home them at inodes 1 and 2. */
-	for (size_t i = 0; i <= fs->mask; i++)
-		fs->slots[i] = NULL;
-	r->ino = FUSE_ROOT_ID;
-	d->ino = FUSE_ROOT_ID + 1;
-	fs->slots[r->ino & fs->mask] = r;
-	fs->slots[d->ino & fs->mask] = d;
+	bool ok = node_insert_locked(fs, &root, FUSE_ROOT_ID) &&
+		  node_insert_locked(fs, &ds, FUSE_ROOT_ID + 1);
 	pthread_mutex_unlock(&fs->lock);
+	if (!ok)
+		goto fail;
 	*out = fs;
 	return 0;
 fail:

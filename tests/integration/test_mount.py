@@ -91,6 +91,11 @@ class Namespace(MountCase):
         names = os.listdir(os.path.join(self.mp, "TheOrg"))
         self.assertIn("tiny", names)
         self.assertIn("tiny@v1.0", names)
+        # readdir's inode numbers are the ones lookup gives.
+        for d in (os.path.join(self.mp, "TheOrg"), os.path.join(self.mp, "TheOrg", "tiny")):
+            with os.scandir(d) as it:
+                for e in it:
+                    self.assertEqual(e.inode(), os.lstat(e.path).st_ino, e.path)
 
     def test_datasets(self):
         p = os.path.join(self.mp, "datasets", "DataOrg", "set", "data.csv")
