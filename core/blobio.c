@@ -544,9 +544,50 @@ static void drop_blob_blocks(struct mfs_blob *b)
 		bio->cfg.on_invalid(bio->cfg.on_invalid_ctx, b->id);
 }
 
+static void blob_unref(struct mfs_blob *b);
+
+/* A source just caught lying: blocks it sent for other open blobs that are
+ * not verified yet are not kept either (issue: "blocks from a demoted
+ * source are not kept"); they are refetched from the others. Blobs being
+ * hashed right now are left to their own check, which catches the same
+ * bytes without racing the hasher. */
+static void drop_unverified_from(struct mfs_blobio *bio, uint32_t liars,
+				 const struct mfs_blob *except)
+{
+	struct mfs_blob *victims[64];
+	size_t n = 0;
+
+	if (!liars)
+		return;
+	pthread_mutex_lock(&bio->lock);
+	for (int i = 0; i < BLOB_BUCKETS && n < 64; i++) {
+		for (struct mfs_blob *o = bio->blobs[i]; o && n < 64; o = o->hnext) {
+			if (o == except || !(o->src_mask & liars) || o->verdict == 1 || o->hashing)
+				continue;
+			o->refs++;
+			o->src_mask &= ~liars;
+			victims[n++] = o;
+		}
+	}
+	pthread_mutex_unlock(&bio->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct mfs_blob *o = victims[i];
+		drop_blob_blocks(o);
+		pthread_mutex_lock(&bio->lock);
+		if (!o->hashing)
+			hasher_init(o);
+		o->verdict = 0;
+		pthread_mutex_unlock(&bio->lock);
+		mfs_warn("%s/%s: dropped its unverified blocks: a source that sent some of them "
+			 "sent bad data elsewhere", o->repo.id, o->path);
+		blob_unref(o);
+	}
+}
+
 /* Bad content: blame the sources that sent it. When the hub and others
- * both contributed, the others are blamed (the hub is the reference). */
-static void demote_senders(struct mfs_blob *b)
+ * both contributed, the others are blamed (the hub is the reference).
+ * Returns the sources demoted. */
+static uint32_t demote_senders(struct mfs_blob *b)
 {
 	struct mfs_blobio *bio = b->bio;
 	int hub = mfs_srcset_hub_index(bio->src);
@@ -561,6 +602,8 @@ static void demote_senders(struct mfs_blob *b)
 	for (int i = 0; i < 32; i++)
 		if (mask & (1u << i))
 			mfs_srcset_demote(bio->src, i, b->id);
+	/* The hub is the reference: its blocks elsewhere are not suspect. */
+	return hub >= 0 && hub < 32 ? mask & ~(1u << hub) : mask;
 }
 
 /* Feeds consecutive present blocks into the hasher; called by the thread
@@ -616,11 +659,12 @@ static void hash_advance(struct mfs_blob *b)
 			/* Demote first so a refetch avoids the liar, drop (and
 			 * invalidate the kernel's pages) next, log last: whoever
 			 * acts on the log line finds the bad bytes gone. */
-			demote_senders(b);
+			uint32_t liars = demote_senders(b);
 			drop_blob_blocks(b);
 			mfs_error("%s/%s: content does not match its hash %s; "
 				  "dropped its blocks, they will be fetched again",
 				  b->repo.id, b->path, b->id);
+			drop_unverified_from(bio, liars, b);
 			pthread_mutex_lock(&bio->lock);
 			hasher_init(b);
 			b->hashing = false;
@@ -850,6 +894,9 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 			for (int i = 0; i < 32; i++)
 				if (m & (1u << i))
 					mfs_srcset_demote(bio->src, i, b->id);
+			if (hub >= 0 && hub < 32)
+				m &= ~(1u << hub);
+			drop_unverified_from(bio, m, b);
 		}
 		pthread_mutex_lock(&bio->lock);
 		b->src_mask = 0;
@@ -973,7 +1020,6 @@ static void run_job(struct job *j)
 	}
 }
 
-static void blob_unref(struct mfs_blob *b);
 
 static void *worker(void *arg)
 {

@@ -893,7 +893,10 @@ void mfs_fs_blob_invalid(void *ctx, const char *content_id)
 	}
 	pthread_mutex_unlock(&fs->lock);
 	/* Outside the lock: notification may wait for the kernel. */
-	for (size_t i = 0; i < n; i++)
-		(void)fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		int rc = fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
+		mfs_debug("invalidated the pages of inode %llu (%s): %d",
+			  (unsigned long long)inos[i], content_id, rc);
+	}
 	free(inos);
 }

@@ -83,6 +83,28 @@ class Mirror(MountCase):
         self.assertEqual(file_bytes(self.mirror, "Org/m/w.bin"), before)
         self.assertGreaterEqual(file_bytes(self.sim, "Org/m/w.bin"), len(self.big))
 
+    def test_blocks_from_a_demoted_mirror_are_not_kept(self):
+        # The mirror lies about config.json only; w.bin's first block came
+        # from it too, honestly, but once it is caught lying nothing it sent
+        # is kept unverified: w.bin's blocks are dropped and refetched.
+        self.mirror.fault("corrupt", route="any", path="config.json", count=-1)
+        mp = self.mount(args=["--mirror", self.mirror.hub, "--prefer", "mirror"])
+        d = os.path.join(mp, "Org", "m")
+        # unbuffered: Python's buffer (st_blksize, 1 MiB) would hide a refetch
+        with open(os.path.join(d, "w.bin"), "rb", buffering=0) as held:  # keeps the blob open
+            self.assertEqual(held.read(4096), self.big[:4096])
+            self.assertGreater(file_bytes(self.mirror, "Org/m/w.bin"), 0)
+            self.assertEqual(file_bytes(self.sim, "Org/m/w.bin"), 0)
+            self.assertFileEqual(os.path.join(d, "config.json"), self.small)
+            self.assertTrue(wait_until(
+                lambda: "dropped its unverified blocks" in self.log_of(), 10))
+            from_mirror = file_bytes(self.mirror, "Org/m/w.bin")
+            held.seek(0)
+            self.assertTrue(held.readall() == self.big)
+        self.assertEqual(file_bytes(self.mirror, "Org/m/w.bin"), from_mirror)
+        # every block, including those the mirror sent honestly, came again from the hub
+        self.assertGreaterEqual(file_bytes(self.sim, "Org/m/w.bin"), len(self.big))
+
     def test_status_shows_each_sources_health(self):
         self.mirror.fault("corrupt", route="any", count=-1)
         mp = self.mount(args=["--mirror", self.mirror.hub, "--prefer", "mirror"])
