@@ -50,40 +50,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, "tests", "hubsim"))
 from client import HubSim, make_repo  # noqa: E402
+from benchlib import daemon_pid, mounted, proc_cpu  # noqa: E402
 
 RUNNER = os.path.join(SRC, "tests", "llama", "run_llama.mjs")
 GGUF_GEN = os.path.join(SRC, "tests", "gen", "gguf_gen.py")
 REPO, FNAME = "Bench/llama", "model-q8_0.gguf"
-
-
-def mounted(mp):
-    mp = os.path.realpath(mp)
-    with open("/proc/self/mountinfo") as f:
-        return any(len(p) > 4 and p[4] == mp for p in (line.split() for line in f))
-
-
-def daemon_pid(mp):
-    want = mp.encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"mount" in argv and want in argv and os.path.basename(argv[0]) == b"modelfs":
-            return int(d)
-    return None
-
-
-def proc_cpu(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, TypeError):
-        return float("nan")
 
 
 class Bench:

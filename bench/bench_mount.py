@@ -36,7 +36,6 @@ files deleted on exit, also on failure or Ctrl-C.
 """
 import argparse
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -51,17 +50,12 @@ sys.path.insert(0, os.path.join(SRC, "tests", "hubsim"))
 sys.path.insert(0, os.path.join(SRC, "tests", "gen"))
 
 from client import HubSim, make_repo  # noqa: E402
+from benchlib import daemon_pid, gen_random, parse_size, proc_cpu  # noqa: E402
 
 MiB = 1 << 20
 REPO = "BenchOrg/big"
 FNAME = "model.bin"
 CHUNK = MiB  # read size of every reader here (tmpfs, local disk and mount alike)
-
-
-def parse_size(text):
-    t = text.strip().upper().rstrip("B").rstrip("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-    return int(float(t.rstrip("KMG")) * mult)
 
 
 def gb_s(nbytes, secs):
@@ -92,16 +86,6 @@ def drop_caches():
         f.write("3\n")
 
 
-def proc_cpu(pid):
-    """utime+stime of a process and all its threads, in seconds."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return float("nan")
-
-
 def mount_dev(mp):
     mp = os.path.realpath(mp)
     dev = None
@@ -115,32 +99,6 @@ def mount_dev(mp):
 
 def is_mounted(mp):
     return mount_dev(mp) is not None
-
-
-def daemon_pid(mp):
-    """The mount daemon: the process whose argv is `... mount <mp> ...`."""
-    want = mp.encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"mount" in argv and want in argv and os.path.basename(argv[0]) == b"modelfs":
-            return int(d)
-    return None
-
-
-def gen_random(path, size, seed=1):
-    rng = random.Random(seed)
-    left = size
-    with open(path, "wb") as f:
-        while left > 0:
-            n = min(left, 16 * MiB)
-            f.write(rng.randbytes(n))
-            left -= n
 
 
 def gen_gguf(path, size):

@@ -26,7 +26,6 @@ Cleans up the simulator and its temp files on exit, failure or SIGTERM.
 """
 import argparse
 import os
-import random
 import resource
 import shutil
 import signal
@@ -40,26 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, "tests", "hubsim"))
 from client import HubSim, make_repo  # noqa: E402
+from benchlib import gen_random, parse_size  # noqa: E402
 
 MiB = 1 << 20
 REPO, FNAME = "Bench/prefetch", "model.bin"
-
-
-def parse_size(text):
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().rstrip("B").rstrip("I")
-    u = t[-1] if t and t[-1] in units else ""
-    return int(float(t[:-1] if u else t) * units[u])
-
-
-def gen_random(path, size, seed=1):
-    rng = random.Random(seed)
-    left = size
-    with open(path, "wb") as f:
-        while left > 0:
-            n = min(left, 16 * MiB)
-            f.write(rng.randbytes(n))
-            left -= n
 
 
 def mb_s(nbytes, secs):

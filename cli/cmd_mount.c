@@ -167,14 +167,8 @@ int mfs_cmd_mount(int argc, char **argv)
 			break;
 		case OPT_MIRROR:
 		case OPT_PEER:
-			/* flags replace the environment's list, like other settings */
-			if (c == OPT_MIRROR ? !mirror_flag : !peer_flag)
-				mfs_src_list_free(c == OPT_MIRROR ? &mirrors : &peers);
-			if (c == OPT_MIRROR)
-				mirror_flag = true;
-			else
-				peer_flag = true;
-			if (mfs_src_list_add(c == OPT_MIRROR ? &mirrors : &peers, optarg))
+			if (mfs_cfg_source_flag(c == OPT_MIRROR ? &mirrors : &peers,
+						c == OPT_MIRROR ? &mirror_flag : &peer_flag, optarg))
 				return mfs_usage_error("mount", "--%s: bad URL '%s'",
 						       c == OPT_MIRROR ? "mirror" : "peer", optarg);
 			break;

@@ -3,6 +3,7 @@
  * flags, environment and files.
  */
 #include "cli/config.h"
+#include "fetch/source.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -109,4 +110,12 @@ int mfs_cfg_token(const char *token_file_flag, char **out)
 bool mfs_cfg_offline(bool flag)
 {
 	return flag || mfs_cfg_truthy(getenv("HF_HUB_OFFLINE"));
+}
+
+int mfs_cfg_source_flag(struct mfs_src_list *list, bool *flag_seen, const char *url)
+{
+	if (!*flag_seen)
+		mfs_src_list_free(list);
+	*flag_seen = true;
+	return mfs_src_list_add(list, url);
 }

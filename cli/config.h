@@ -31,4 +31,10 @@ int mfs_cfg_token(const char *token_file_flag, char **out);
 
 bool mfs_cfg_offline(bool flag);
 
+struct mfs_src_list;
+/* A --mirror/--peer flag: the first flag of a kind replaces what the
+ * environment (MODELFS_MIRRORS/MODELFS_PEERS) put in the list, later ones
+ * add to it. 0 or -EINVAL (bad URL). */
+int mfs_cfg_source_flag(struct mfs_src_list *list, bool *flag_seen, const char *url);
+
 #endif
