@@ -58,7 +58,7 @@
 #define BS_TMP_STALE_SECS 3600
 /* "aa/bb/<64 hex>/<10 digits>" plus NUL, and room for a temp name. */
 #define BS_REL_MAX 160
-#define BS_PUT_RETRIES 4
+#define BS_PUT_RETRIES 64
 
 struct bs_ctx {
 	struct bs_ctx *next;     /* protected by mfs_bs.pool_lock while pooled */
