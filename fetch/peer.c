@@ -190,6 +190,16 @@ static int map_status(long st)
 	return -EIO;
 }
 
+/* What every request to a peer carries: its URL, the peer token (peers
+ * are never sent the hub token), the proxy and the connect bound. */
+static void peer_req(const struct mfs_peer *p, struct mfs_http_req *req, const char *url)
+{
+	req->url = url;
+	req->token = p->token;
+	req->proxy = p->proxy;
+	req->connect_timeout_ms = p->connect_timeout_ms;
+}
+
 int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint,
 		  uint64_t off, uint64_t len, mfs_sink_fn sink, void *ctx, uint64_t *got)
 {
@@ -210,14 +220,11 @@ int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_f
 	if (!url)
 		return -ENOMEM;
 	mfs_http_resp_init(&resp);
-	req.url = url;
-	req.token = p->token;
-	req.proxy = p->proxy;
+	peer_req(p, &req, url);
 	req.has_range = true;
 	req.range_start = off;
 	req.range_end = off + len - 1;
 	req.timeout_ms = p->fetch_timeout_ms;
-	req.connect_timeout_ms = p->connect_timeout_ms;
 	/* a peer that goes quiet is left quickly: another source can serve */
 	req.stall_ms = p->fetch_timeout_ms / 4 < 5000 ? p->fetch_timeout_ms / 4 : 5000;
 	if (req.stall_ms < 1000)
@@ -257,12 +264,9 @@ int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_
 	if (!url)
 		return -ENOMEM;
 	mfs_http_resp_init(&resp);
-	req.url = url;
-	req.token = p->token;
-	req.proxy = p->proxy;
+	peer_req(p, &req, url);
 	req.head = true;
 	req.timeout_ms = p->connect_timeout_ms * 2;
-	req.connect_timeout_ms = p->connect_timeout_ms;
 	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
 	rc = map_curl(cc, connected);
 	if (rc == 0 && resp.status != 200)

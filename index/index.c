@@ -43,7 +43,7 @@
 #include "util/log.h"
 
 /* Bumped when a migration is appended to ix_migrations. */
-#define IX_SCHEMA_VERSION 1
+#define IX_SCHEMA_VERSION 2
 #define IX_BUSY_TIMEOUT_MS 5000
 /* Extra attempts after the busy timeout expired: bounds a wait to ~30 s. */
 #define IX_BUSY_RETRIES 12
@@ -135,6 +135,18 @@ static const char *const ix_migrations[IX_SCHEMA_VERSION] = {
 	"  globs TEXT NOT NULL DEFAULT '',"
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY(repo, rev)) WITHOUT ROWID;",
+	/* 1 -> 2: pins resolved to commits, cumulative counters for status.
+	 * IF NOT EXISTS: caches made before this migration existed created
+	 * these tables at open time. */
+	"CREATE TABLE IF NOT EXISTS pin_commits ("
+	"  repo INTEGER NOT NULL,"
+	"  rev TEXT NOT NULL,"
+	"  commit_sha TEXT NOT NULL,"
+	"  FOREIGN KEY(repo, rev) REFERENCES pins(repo, rev) ON DELETE CASCADE,"
+	"  PRIMARY KEY(repo, rev, commit_sha)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS counters ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 enum ix_st {
@@ -625,7 +637,6 @@ static int ix_names_run(struct mfs_ix *ix, sqlite3_stmt *st, const char *what,
 	return ret;
 }
 
-static int ix_ext_tables(struct mfs_ix *ix);
 
 /* --- open / close -------------------------------------------------------- */
 
@@ -802,8 +813,6 @@ int mfs_ix_open(const char *db_path, struct mfs_ix **out)
 		ret = ix_pragma(ix, "PRAGMA foreign_keys = ON", NULL, 0);
 	if (!ret)
 		ret = ix_migrate(ix);
-	if (!ret)
-		ret = ix_ext_tables(ix);
 	if (ret)
 		goto out;
 
@@ -1497,36 +1506,7 @@ int mfs_ix_totals(struct mfs_ix *ix, struct mfs_ix_totals *t)
  * These run from the CLI and from the evictor's background thread, never
  * per FUSE read, so each prepares its statement per call instead of adding
  * to the persistent set (keeps open() cheap and this section self-contained).
- *
- * pin_commits and counters are created with IF NOT EXISTS at open rather
- * than by a schema migration: they are additive, older binaries ignore them,
- * and the schema version stays what existing caches and tests expect.
  */
-
-static const char ix_ext_sql[] =
-	"CREATE TABLE IF NOT EXISTS pin_commits ("
-	"  repo INTEGER NOT NULL,"
-	"  rev TEXT NOT NULL,"
-	"  commit_sha TEXT NOT NULL,"
-	"  FOREIGN KEY(repo, rev) REFERENCES pins(repo, rev) ON DELETE CASCADE,"
-	"  PRIMARY KEY(repo, rev, commit_sha)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS counters ("
-	"  name TEXT PRIMARY KEY NOT NULL,"
-	"  value INTEGER NOT NULL) WITHOUT ROWID;";
-
-static int ix_ext_tables(struct mfs_ix *ix)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(ix->db, ix_ext_sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		mfs_error("index %s: creating pin/counter tables failed: %s", ix->path,
-			  msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return -EIO;
-	}
-	return 0;
-}
 
 /* Prepares one statement; caller holds the lock. */
 static int ix_prep(struct mfs_ix *ix, const char *sql, sqlite3_stmt **st)

@@ -118,7 +118,7 @@ Test(index, open_sets_wal_and_schema_version_and_persists)
 	mksha(sha, 1);
 	cr_assert_eq(mfs_ix_ref_put(ix, &r, "main", sha, 5), 0);
 	mfs_ix_close(ix);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 1);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 2); /* IX_SCHEMA_VERSION */
 
 	/* WAL is persistent in the file header: read it from a fresh conn. */
 	sqlite3 *db;
