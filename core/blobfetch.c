@@ -1,0 +1,398 @@
+/*
+ * blobfetch.c - the block layer's fetching: running a job, failover between
+ * sources, storing arrived blocks and answering the reads waiting on them.
+ *
+ * A job first takes blocks another process stored meanwhile from disk, then
+ * fetches the rest in runs under the cross-process block locks
+ * (core/blklock.h); bytes arrive through the source set (fetch/source.h),
+ * which fails over between peers, mirrors and the hub. A one-block blob is
+ * checked before anyone sees a byte; a sender of bad bytes is demoted and
+ * the block fetched elsewhere (bounded).
+ *
+ * It does not decide what to fetch (blobjob.c, readahead.c) nor verify
+ * multi-block blobs (blobverify.c).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/blobio_internal.h"
+#include "core/blklock.h"
+#include "util/log.h"
+
+/* ---- fetching --------------------------------------------------------------- */
+
+struct sink_ctx {
+	struct mfs_blob *b;
+	uint32_t idx;          /* block being filled */
+	struct dblock *cur;
+	uint64_t stored;       /* bytes delivered so far */
+	int err;
+	uint32_t cur_mask;     /* sources that sent bytes of the current block */
+};
+
+/* A block's bytes are complete: store, record, publish, answer waiters. */
+int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
+{
+	struct mfs_blobio *bio = b->bio;
+	struct pending_read *ready = NULL, **pp;
+	struct mfs_bs_stats st = { 0 };
+	bool hash;
+	int rc;
+
+	if (b->nblocks == 1 && b->verdict != 1) {
+		/* Whole blob in one block: check before anyone sees a byte. */
+		bio_hasher_init(b);
+		bio_hasher_update(b, d->data, d->len);
+		if (!bio_hasher_matches(b)) {
+			mfs_error("%s/%s: content does not match its hash %s; not served",
+				  b->repo.id, b->path, b->id);
+			(void)mfs_bs_drop_blob(bio->bs, b->id);
+			pthread_mutex_lock(&bio->lock);
+			bio->st.verify_failures++;
+			pthread_mutex_unlock(&bio->lock);
+			bio_mem_put(bio, d);
+			return -EBADMSG;
+		}
+		pthread_mutex_lock(&bio->lock);
+		b->verdict = 1;
+		b->hash_next = 1;
+		pthread_mutex_unlock(&bio->lock);
+		(void)mfs_ix_blob_set_verified(bio->ix, b->id, true);
+	}
+	if (!from_disk) {
+		rc = mfs_bs_put(bio->bs, b->id, d->idx, d->data, d->len,
+				bio->cfg.zstd_level, &st);
+		/* A full disk: evict, then one more try (DESIGN.md §4). */
+		if (rc == -ENOSPC && bio->hooks.on_nospace &&
+		    bio->hooks.on_nospace(bio->hooks.ctx, d->len) == 0)
+			rc = mfs_bs_put(bio->bs, b->id, d->idx, d->data, d->len,
+					bio->cfg.zstd_level, &st);
+		if (rc == -ENOSPC) {
+			mfs_error("could not store block %u of %s: the cache disk is full "
+				  "(ENOSPC) and eviction freed too little; served from memory "
+				  "and fetched again when needed", d->idx, b->id);
+		} else if (rc) {
+			mfs_warn("could not store block %u of %s: %s (served from memory)",
+				 d->idx, b->id, strerror(-rc));
+		} else {
+			(void)mfs_ix_block_add(bio->ix, b->id, d->idx, st.stored_bytes);
+			if (bio->hooks.on_stored)
+				bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
+		}
+	}
+	bio_mem_insert(bio, d);
+	bio_mem_put(bio, d);
+
+	pthread_mutex_lock(&bio->lock);
+	if (b->state[d->idx] == BLK_INFLIGHT)
+		b->inflight--;
+	if (b->state[d->idx] != BLK_PRESENT) {
+		b->state[d->idx] = BLK_PRESENT;
+		b->present++;
+	}
+	if (!from_disk) {
+		bio->st.blocks_fetched++;
+		bio->st.bytes_fetched += d->len;
+	}
+	for (pp = &b->pending; *pp;) {
+		struct pending_read *p = *pp;
+		if (p->b0 <= d->idx && d->idx <= p->b1 && bio_range_present_locked(b, p->b0, p->b1)) {
+			*pp = p->next;
+			p->next = ready;
+			ready = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	hash = bio_claim_hashing_locked(b);
+	pthread_cond_broadcast(&b->changed);
+	pthread_mutex_unlock(&bio->lock);
+
+	bio_complete_list(b, ready, 0);
+	if (hash)
+		bio_hash_advance(b);
+	return 0;
+}
+
+static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
+{
+	struct sink_ctx *sc = vctx;
+	struct mfs_blob *b = sc->b;
+	const uint8_t *p = data;
+
+	(void)off;
+	if (src >= 0 && src < 32)
+		sc->cur_mask |= 1u << src;
+	while (len) {
+		if (!sc->cur) {
+			sc->cur = bio_dblock_new(b->id, sc->idx, b->bsize);
+			if (!sc->cur)
+				return -ENOMEM;
+		}
+		size_t want = (size_t)bio_block_len(b, sc->idx) - sc->cur->len;
+		size_t n = len < want ? len : want;
+		memcpy(sc->cur->data + sc->cur->len, p, n);
+		sc->cur->len += n;
+		p += n;
+		len -= n;
+		if (sc->cur->len == bio_block_len(b, sc->idx)) {
+			struct dblock *d = sc->cur;
+			sc->cur = NULL;
+			pthread_mutex_lock(&b->bio->lock);
+			b->src_mask |= sc->cur_mask;
+			pthread_mutex_unlock(&b->bio->lock);
+			int rc = bio_block_arrived(b, d, false);
+			if (rc) {
+				/* sc->idx still names the failed block: it fails too;
+				 * cur_mask still names who sent it. */
+				sc->err = rc;
+				return rc;
+			}
+			sc->idx++;
+			/* the source sending now also sent the next block's start */
+			sc->cur_mask = src >= 0 && src < 32 ? 1u << src : 0;
+		}
+	}
+	return 0;
+}
+
+/* Fails the blocks [from, to) of a job and every read waiting on them. */
+void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err)
+{
+	struct mfs_blobio *bio = b->bio;
+	struct pending_read *failed = NULL, **pp;
+
+	pthread_mutex_lock(&bio->lock);
+	for (uint32_t i = from; i < to; i++) {
+		if (b->state[i] == BLK_INFLIGHT) {
+			b->state[i] = BLK_ABSENT;
+			b->inflight--;
+		}
+	}
+	for (pp = &b->pending; *pp;) {
+		struct pending_read *p = *pp;
+		if (p->b0 < to && p->b1 >= from) {
+			*pp = p->next;
+			p->next = failed;
+			failed = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	bio->st.fetch_errors++;
+	pthread_cond_broadcast(&b->changed);
+	pthread_mutex_unlock(&bio->lock);
+	bio_complete_list(b, failed, bio_errno_for_reader(err));
+}
+
+static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
+{
+	struct mfs_blobio *bio = b->bio;
+	struct sink_ctx sc = { .b = b, .idx = first };
+	struct mfs_src_read rq = {
+		.file = { .repo = &b->repo, .commit = b->commit, .path = b->path,
+			  .size = b->size, .lfs = b->lfs },
+		.content_id = b->id,
+	};
+	struct mfs_src_outcome oc;
+	uint64_t off = (uint64_t)first * b->bsize;
+	uint64_t stop = (uint64_t)end * b->bsize;
+	int rc;
+
+	if (stop > b->size)
+		stop = b->size;
+	/* The catalog may already know the hub is down: skip it, not the
+	 * mirrors and peers. */
+	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
+	for (int attempt = 0;; attempt++) {
+		uint64_t from = (uint64_t)sc.idx * b->bsize;
+
+		if (!bio->src) {
+			rc = -EHOSTDOWN;
+			break;
+		}
+		rc = mfs_srcset_read(bio->src, &rq, from, stop - from, sink, &sc, &oc);
+		if (bio->cat && oc.hub_tried)
+			mfs_cat_note_hub(bio->cat, oc.hub_rc == 0 || oc.hub_rc == -ECANCELED ||
+					 oc.hub_rc == -EACCES || oc.hub_rc == -ENOENT ? 0 : oc.hub_rc);
+		if (rc == -ECANCELED && sc.err)
+			rc = sc.err;
+		/* A one-block blob that failed its hash before being served:
+		 * blame its sender and fetch it elsewhere (bounded). */
+		if (rc != -EBADMSG || attempt >= 2 || !sc.cur_mask)
+			break;
+		{
+			int hub = mfs_srcset_hub_index(bio->src);
+			uint32_t m = sc.cur_mask;
+			if (hub >= 0 && (m & ~(1u << hub)))
+				m &= ~(1u << hub);
+			for (int i = 0; i < 32; i++)
+				if (m & (1u << i))
+					mfs_srcset_demote(bio->src, i, b->id);
+			if (hub >= 0 && hub < 32)
+				m &= ~(1u << hub);
+			bio_drop_unverified_from(bio, m, b);
+		}
+		pthread_mutex_lock(&bio->lock);
+		b->src_mask = 0;
+		pthread_mutex_unlock(&bio->lock);
+		sc.err = 0;
+		sc.cur_mask = 0;
+		if (sc.cur) {
+			free(sc.cur);
+			sc.cur = NULL;
+		}
+	}
+	if (sc.cur)
+		free(sc.cur);
+	if (rc == -EHOSTDOWN) {
+		mfs_debug("%s/%s: no source reachable", b->repo.id, b->path);
+		bio_fail_blocks(b, sc.idx, end, rc);
+	} else if (rc) {
+		mfs_warn("%s/%s: fetching bytes %llu-%llu failed: %s",
+			 b->repo.id, b->path, (unsigned long long)off,
+			 (unsigned long long)stop - 1, strerror(-rc));
+		bio_fail_blocks(b, sc.idx, end, rc);
+	}
+	return rc;
+}
+
+/* The blob's lock file descriptor, opened on first use; -1 without a lock
+ * dir or when it cannot be opened (then fetches are merely uncoordinated). */
+static int blob_lock_fd(struct mfs_blob *b)
+{
+	struct mfs_blobio *bio = b->bio;
+	int fd, keep;
+
+	if (!bio->cfg.lock_dir)
+		return -1;
+	pthread_mutex_lock(&bio->lock);
+	fd = b->lock_fd;
+	pthread_mutex_unlock(&bio->lock);
+	if (fd >= 0)
+		return fd;
+	fd = mfs_blklock_open(bio->cfg.lock_dir, b->id);
+	if (fd < 0) {
+		mfs_warn("cannot open the block lock of %s in %s: %s", b->id,
+			 bio->cfg.lock_dir, strerror(-fd));
+		return -1;
+	}
+	pthread_mutex_lock(&bio->lock);
+	if (b->lock_fd < 0) {
+		b->lock_fd = fd;
+		fd = -1;
+	}
+	keep = b->lock_fd;
+	pthread_mutex_unlock(&bio->lock);
+	if (fd >= 0)
+		close(fd);
+	return keep;
+}
+
+void bio_run_job(struct job *j)
+{
+	struct mfs_blob *b = j->b;
+	uint32_t end = j->first + j->count;
+
+	if (j->verify_only) {
+		pthread_mutex_lock(&b->bio->lock);
+		bool claimed = bio_claim_hashing_locked(b);
+		pthread_mutex_unlock(&b->bio->lock);
+		if (claimed)
+			bio_hash_advance(b);
+		return;
+	}
+	/* Another process (prefetch, a second mount) may have stored some of
+	 * these blocks since we looked: take them from disk, fetch the rest.
+	 * With a lock dir, a block is fetched only under its cross-process
+	 * lock; a block another process is fetching is waited for and then
+	 * read from disk, so each block crosses the network once. */
+	int fd = blob_lock_fd(b);
+	for (uint32_t i = j->first; i < end;) {
+		struct mfs_bs *bs = b->bio->bs;
+		struct dblock *d;
+		bool locked = false;
+		if (mfs_bs_has(bs, b->id, i) && bio_block_load(b, i, &d) == 0 &&
+		    bio_block_arrived(b, d, true) == 0) {
+			i++;
+			continue;
+		}
+		if (fd >= 0) {
+			int lr = mfs_blklock_try(fd, i, 1);
+			if (lr == -EAGAIN &&
+			    mfs_blklock_wait(fd, i, b->bio->cfg.lock_wait_ms) == 0)
+				continue; /* look at the disk again */
+			locked = lr == 0;
+			if (locked && mfs_bs_has(bs, b->id, i)) {
+				/* Stored by another process just before we locked. */
+				mfs_blklock_release(fd, i, 1);
+				continue;
+			}
+		}
+		uint32_t run_end = i + 1;
+		while (run_end < end && !mfs_bs_has(bs, b->id, run_end)) {
+			if (locked) {
+				if (mfs_blklock_try(fd, run_end, 1))
+					break;
+				if (mfs_bs_has(bs, b->id, run_end)) {
+					mfs_blklock_release(fd, run_end, 1);
+					break;
+				}
+			}
+			run_end++;
+		}
+		int frc = fetch_run(b, i, run_end);
+		if (locked)
+			mfs_blklock_release(fd, i, run_end - i);
+		if (frc) {
+			/* The source failed; the rest of this job fails too rather
+			 * than hammering it once per block. */
+			if (run_end < end)
+				bio_fail_blocks(b, run_end, end, -EIO);
+			break;
+		}
+		i = run_end;
+	}
+}
+
+int mfs_blob_check_reachable(struct mfs_blob *b)
+{
+	struct mfs_blobio *bio = b->bio;
+	struct mfs_src_read rq = {
+		.file = { .repo = &b->repo, .commit = b->commit, .path = b->path,
+			  .size = b->size, .lfs = b->lfs },
+		.content_id = b->id,
+	};
+	struct mfs_src_outcome oc;
+	int rc;
+
+	if (mfs_blob_complete(b))
+		return 0;
+	if (!bio->src) {
+		rc = -EHOSTDOWN;
+		goto refuse;
+	}
+	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
+	/* Always ask: trusting a source that answered a moment ago is exactly
+	 * the case that hangs a loader (header read, source dies, the loader
+	 * reopens and populates). One probe per open of an incomplete file is
+	 * the price; a complete file costs nothing. Refuse only what retrying
+	 * cannot fix (mfs_srcset_probe lets a 429/5xx answer through). */
+	rc = mfs_srcset_probe(bio->src, &rq, &oc);
+	if (bio->cat && oc.hub_tried)
+		mfs_cat_note_hub(bio->cat, oc.hub_rc == -EACCES || oc.hub_rc == -ENOENT ||
+				 oc.hub_rc == -EIO ? 0 : oc.hub_rc);
+	if (rc == 0)
+		return 0;
+	if (rc == -EACCES)
+		return -EACCES;
+refuse:
+	mfs_warn("%s/%s: refusing open: %llu of %llu bytes cached and no source "
+		 "can provide the rest (%s)", b->repo.id, b->path,
+		 (unsigned long long)mfs_blob_cached_bytes(b),
+		 (unsigned long long)b->size, strerror(-rc));
+	return -EIO;
+}

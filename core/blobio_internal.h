@@ -1,0 +1,166 @@
+/*
+ * blobio_internal.h - what the files of the block layer share: the blob,
+ * job and decoded-block structs, the block states and the functions one
+ * file calls in another. Not for use outside core/blobio*.c, memcache.c and
+ * readahead.c (the public API is core/blobio.h).
+ *
+ * Files: blobio.c (public API, blob table, serving reads), memcache.c
+ * (decoded blocks in memory), blobjob.c (job queue, fetch threads),
+ * readahead.c (sequential-read detector), blobverify.c (whole-blob
+ * hashing), blobfetch.c (running jobs, failover, storing blocks).
+ *
+ * Locking: one mutex per blobio (`lock`) guards the blob table, every
+ * blob's block states and pending reads, and the job queue; the decoded
+ * block cache has its own (`mem.lock`). Order: lock before mem.lock.
+ * Functions named *_locked are called with bio->lock held.
+ */
+#ifndef MFS_CORE_BLOBIO_INTERNAL_H
+#define MFS_CORE_BLOBIO_INTERNAL_H
+
+#include <pthread.h>
+#include <string.h>
+
+#include "core/blobio.h"
+#include "util/hash.h"
+
+enum { BLK_ABSENT = 0, BLK_INFLIGHT = 1, BLK_PRESENT = 2 };
+
+struct pending_read {
+	struct pending_read *next;
+	uint64_t off;
+	size_t len;
+	uint32_t b0, b1;
+	mfs_blob_read_fn cb;
+	void *ctx;
+};
+
+struct mfs_blob {
+	struct mfs_blob *hnext;        /* protected by bio->lock */
+	struct mfs_blobio *bio;
+	int refs;                      /* protected by bio->lock; jobs hold refs */
+	char id[65];
+	struct mfs_repo repo;
+	char commit[41];
+	char *path;
+	uint64_t size;
+	bool lfs;
+	uint32_t bsize, nblocks;
+	uint8_t *state;                /* protected by bio->lock */
+	uint32_t present;              /* protected by bio->lock */
+	uint32_t inflight;             /* protected by bio->lock */
+	struct pending_read *pending;  /* protected by bio->lock */
+	/* Verification runs in whichever fetch thread claims `hashing`; the
+	 * hasher state is touched only by that thread. */
+	bool hashing;                  /* protected by bio->lock */
+	uint32_t hash_next;            /* protected by bio->lock */
+	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
+	union { struct mfs_sha256 s256; struct mfs_sha1 s1; } hasher;
+	/* Sources that delivered this blob's present blocks (bit i = source
+	 * i of bio->src), so a failed verification demotes them. */
+	uint32_t src_mask;             /* protected by bio->lock */
+	pthread_cond_t changed;        /* signalled on block/verdict changes */
+	int lock_fd;                   /* cross-process block locks, -1 until first
+					* fetch; set once under bio->lock */
+};
+
+struct job {
+	struct job *next;
+	struct mfs_blob *b;            /* holds a ref */
+	uint32_t first, count;
+	bool verify_only;
+};
+
+/* Decoded blocks in memory, refcounted so a reply can use one while
+ * another thread evicts it. */
+struct dblock {
+	struct dblock *hnext, *prev, *next;
+	char id[65];
+	uint32_t idx;
+	int refs;                      /* protected by mem.lock */
+	bool cached;                   /* in the table; protected by mem.lock */
+	size_t len;
+	uint8_t data[];
+};
+
+#define MEM_BUCKETS 1024
+#define BLOB_BUCKETS 256
+
+struct mfs_blobio {
+	struct mfs_blobio_config cfg;
+	struct mfs_bs *bs;
+	struct mfs_ix *ix;
+	struct mfs_hub *hub;
+	struct mfs_srcset *src;        /* NULL: nothing is fetched */
+	bool own_src;                  /* created from `hub` alone */
+	struct mfs_catalog *cat;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	struct mfs_blob *blobs[BLOB_BUCKETS]; /* protected by lock */
+	struct job *q_head, *q_tail;   /* protected by lock */
+	bool stopping;                 /* protected by lock */
+	bool cancelled;                /* protected by lock; see mfs_blobio_cancel */
+	struct mfs_blobio_hooks hooks; /* set before the first read, then read-only */
+	pthread_t *threads;
+	int nthreads;
+	struct mfs_blobio_stats st;    /* protected by lock */
+
+	struct {
+		pthread_mutex_t lock;
+		struct dblock *table[MEM_BUCKETS]; /* protected by mem.lock */
+		struct dblock lru;         /* sentinel; protected by mem.lock */
+		size_t bytes;              /* protected by mem.lock */
+	} mem;
+};
+
+static inline uint64_t bio_id_hash(const char *id, uint32_t idx)
+{
+	return mfs_xxh64(id, strlen(id), idx);
+}
+
+static inline uint64_t bio_block_len(const struct mfs_blob *b, uint32_t idx)
+{
+	uint64_t start = (uint64_t)idx * b->bsize;
+	uint64_t end = start + b->bsize;
+	return (end > b->size ? b->size : end) - start;
+}
+
+/* memcache.c */
+struct dblock *bio_mem_get(struct mfs_blobio *bio, const char *id, uint32_t idx);
+void bio_mem_put(struct mfs_blobio *bio, struct dblock *d);
+void bio_mem_insert(struct mfs_blobio *bio, struct dblock *d);
+void bio_mem_drop_blob(struct mfs_blobio *bio, const char *id);
+struct dblock *bio_dblock_new(const char *id, uint32_t idx, size_t cap);
+int bio_block_load(struct mfs_blob *b, uint32_t idx, struct dblock **out);
+
+/* blobjob.c */
+void bio_enqueue_locked(struct mfs_blobio *bio, struct mfs_blob *b,
+			uint32_t first, uint32_t count, bool front, bool verify_only);
+void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool demand);
+void *bio_worker(void *arg);
+
+/* readahead.c */
+void bio_readahead_locked(struct mfs_blob *b, uint32_t b0, uint32_t b1,
+			  struct mfs_readahead *ra);
+
+/* blobverify.c */
+void bio_hasher_init(struct mfs_blob *b);
+void bio_hasher_update(struct mfs_blob *b, const void *p, size_t n);
+bool bio_hasher_matches(struct mfs_blob *b);
+void bio_drop_unverified_from(struct mfs_blobio *bio, uint32_t liars,
+			      const struct mfs_blob *except);
+void bio_hash_advance(struct mfs_blob *b);
+bool bio_claim_hashing_locked(struct mfs_blob *b);
+
+/* blobfetch.c */
+int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk);
+void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err);
+void bio_run_job(struct job *j);
+
+/* blobio.c */
+int bio_errno_for_reader(int rc);
+bool bio_range_present_locked(const struct mfs_blob *b, uint32_t b0, uint32_t b1);
+void bio_complete_list(struct mfs_blob *b, struct pending_read *list, int err);
+void bio_blob_unref(struct mfs_blob *b);
+
+#endif
