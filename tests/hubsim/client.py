@@ -51,11 +51,13 @@ class HubSim:
     @classmethod
     def start(cls, root, host="127.0.0.1", port=0, cdn_port=0, control_port=0,
               latency_ms=0, conn_rate_mbps=0, url_ttl=3600, ready_file=None,
-              verbose=False, stderr=None, timeout=20.0):
+              verbose=False, stderr=None, timeout=20.0, upstream=None, prefix=()):
         """Spawn hubsim.py and wait (at most `timeout` s) for its ready line.
 
-        conn_rate_mbps is in megabits per second (1 Mbps = 125000 bytes/s)."""
-        cmd = [sys.executable, HUBSIM, "--root", str(root), "--host", host,
+        conn_rate_mbps is in megabits per second (1 Mbps = 125000 bytes/s).
+        upstream: proxy the hub port to this URL (outage modes for a peer).
+        prefix: command words put in front (e.g. ip netns exec NS)."""
+        cmd = list(prefix) + [sys.executable, HUBSIM, "--root", str(root), "--host", host,
                "--port", str(port), "--cdn-port", str(cdn_port),
                "--control-port", str(control_port), "--latency-ms", str(latency_ms),
                "--conn-rate-mbps", str(conn_rate_mbps), "--url-ttl", str(url_ttl)]
@@ -63,6 +65,8 @@ class HubSim:
             cmd += ["--ready-file", str(ready_file)]
         if verbose:
             cmd.append("--verbose")
+        if upstream:
+            cmd += ["--upstream", upstream]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr,
                                 stdin=subprocess.DEVNULL)
         line = b""
@@ -117,6 +121,14 @@ class HubSim:
 
     def offline(self, flag=True):
         self._ctl("POST", "/_sim/offline", {"offline": bool(flag)})
+
+    def outage(self, mode, role="all", trickle_bps=None):
+        """Whole-origin outage: none, close, reset_after_headers, 503, 429
+        (Retry-After: 3600), trickle (trickle_bps, default 10 KB/s)."""
+        body = {"role": role, "mode": mode}
+        if trickle_bps is not None:
+            body["trickle_bps"] = trickle_bps
+        return self._ctl("POST", "/_sim/outage", body)
 
     def configure(self, **kw):
         """latency_ms, conn_rate_mbps (megabits/s, 0 = unlimited), url_ttl (s),

@@ -48,6 +48,9 @@ FAULT_KINDS = {"status", "reset", "stall", "corrupt", "ignore_range", "short", "
 # against API JSON or redirect bodies would silently burn their count.
 CONTENT_KINDS = {"corrupt", "ignore_range", "short", "long", "bad_content_range"}
 RANGES_CAP = 10000
+# Whole-origin outage modes (POST /_sim/outage): what a half-failed hub, CDN,
+# mirror or proxied peer does to every request until set back to "none".
+OUTAGE_MODES = {"none", "close", "reset_after_headers", "503", "429", "trickle"}
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 HEXPFX = re.compile(r"^[0-9a-f]{7,39}$")
 WINDOW = 300
@@ -209,6 +212,9 @@ class Sim:
         self.tokens_cache = (None, {})
         self.listeners = {}
         self.offline_flag = False
+        self.outage = {}       # protected by lock: role -> mode (absent = none)
+        self.trickle_bps = 10240
+        self.upstream = getattr(args, "upstream", None)
         self.reset_stats()
 
     # ---------------- stats ----------------
@@ -217,7 +223,8 @@ class Sim:
             self.stats = {"requests": {r: 0 for r in ROUTES}, "requests_by_path": {},
                           "body_bytes": {}, "body_bytes_total": 0, "ranges": [],
                           "cdn_auth_seen": 0, "auth_seen_hub": 0, "connections": 0,
-                          "connections_hub": 0, "connections_cdn": 0, "faults_applied": 0}
+                          "connections_hub": 0, "connections_cdn": 0, "faults_applied": 0,
+                          "outage_hits": {}}
 
     def stat_inc(self, key, n=1):
         with self.lock:
@@ -262,6 +269,33 @@ class Sim:
             rem = q - self.rl_used[bucket]
             t = max(1, int(WINDOW - (now - self.rl_window)))
             return rem, t, q
+
+    # ---------------- outage modes ----------------
+    def set_outage(self, role, mode, trickle_bps=None):
+        if mode not in OUTAGE_MODES:
+            raise ValueError("unknown outage mode %r" % mode)
+        roles = ("hub", "cdn") if role == "all" else (role,)
+        for r in roles:
+            if r not in ("hub", "cdn"):
+                raise ValueError("outage: role must be hub, cdn or all")
+        with self.lock:
+            for r in roles:
+                if mode == "none":
+                    self.outage.pop(r, None)
+                else:
+                    self.outage[r] = mode
+            if trickle_bps is not None:
+                self.trickle_bps = max(1, int(trickle_bps))
+            return dict(self.outage)
+
+    def outage_mode(self, role):
+        """The outage mode of role ("none" when healthy); counts a hit."""
+        with self.lock:
+            mode = self.outage.get(role, "none")
+            if mode != "none":
+                k = "%s:%s" % (role, mode)
+                self.stats["outage_hits"][k] = self.stats["outage_hits"].get(k, 0) + 1
+            return mode
 
     # ---------------- faults ----------------
     def add_fault(self, spec):
@@ -778,8 +812,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if ctx.method != "HEAD":
                 self.connection.sendall(resp.body)
             return
+        ctx.outage = self.sim.outage_mode(self.role)
+        if ctx.outage == "close":
+            self.close_now()  # accepted, request read, no reply at all
+            return
         try:
-            if self.role == "cdn":
+            if self.sim.upstream and self.role == "hub":
+                resp = self.proxy(ctx)
+            elif self.role == "cdn":
                 ctx.route = "cdn"
                 resp = self.cdn(ctx)
             else:
@@ -824,8 +864,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def rate(self):
+        """Bytes/s this connection may send now (0 = unlimited)."""
+        with self.sim.lock:
+            if self.sim.outage.get(self.role) == "trickle":
+                return float(self.sim.trickle_bps)
+            return self.sim.config["conn_rate_mbps"] * 125000.0
+
     def shape(self, n):
-        rate = self.sim.cfg("conn_rate_mbps") * 125000.0
+        rate = self.rate()
         if rate <= 0:
             return
         now = time.monotonic()
@@ -856,6 +903,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.role == "hub" and ctx.headers.get("Authorization") is not None:
             sim.stat_inc("auth_seen_hub")
         f_status = sim.take_fault("status", route, match)
+        if ctx.outage in ("503", "429"):
+            f_status = {"status": int(ctx.outage)}
+            if ctx.outage == "429":
+                f_status["retry_after"] = 3600
         if f_status:
             st = int(f_status.get("status", 500))
             resp = err(st, f_status.get("message", "Simulated error %d" % st))
@@ -868,6 +919,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         faults = {}
         for k in ("reset", "stall", "drop_headers"):
             faults[k] = sim.take_fault(k, route, match)
+        if ctx.outage == "reset_after_headers":
+            faults["reset"] = {"after_bytes": 0}
         if c is not None and resp.status in (200, 206):
             for k in ("ignore_range", "bad_content_range"):
                 faults[k] = sim.take_fault(k, route, match)
@@ -964,7 +1017,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         key = c.key
         sim = self.sim
         fast = (not any(faults.get(k) for k in ("reset", "stall", "corrupt", "short"))
-                and framing_extra == 0 and sim.cfg("conn_rate_mbps") <= 0
+                and framing_extra == 0 and self.rate() <= 0
                 and c.abs is not None and c.end < c.total)
         if fast:
             off, left, sent = c.start, body_len, 0
@@ -998,7 +1051,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         events = sorted((min(max(p, 0), total), i, k, f) for i, (p, k, f) in enumerate(events))
         corrupt = faults.get("corrupt")
         cpos = int(corrupt.get("offset", total // 2)) if corrupt else -1
-        rate = sim.cfg("conn_rate_mbps") * 125000.0
+        rate = self.rate()
         csize = 1 << 20 if rate <= 0 else int(min(65536, max(4096, rate / 50)))
         pos = 0
         sent_content = 0
@@ -1058,6 +1111,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if p == "/_sim/offline" and m == "POST":
                 sim_set_offline(sim, bool(data.get("offline", True)))
                 return json_resp(200, {"offline": sim.offline_flag})
+            if p == "/_sim/outage" and m == "POST":
+                return json_resp(200, sim.set_outage(data.get("role", "all"),
+                                                     data.get("mode", "none"),
+                                                     data.get("trickle_bps")))
             if p == "/_sim/config" and m in ("POST", "GET"):
                 with sim.lock:
                     for k, v in data.items():
@@ -1081,6 +1138,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, TypeError) as e:
             return err(400, str(e))
         return err(404, "no such control route")
+
+    # ---------------- reverse proxy (--upstream) ----------------
+    def proxy(self, ctx):
+        """Forwards the request to --upstream and returns its answer whole, so
+        the outage modes and faults apply to any HTTP source (a peer)."""
+        import http.client
+        u = urllib.parse.urlsplit(self.sim.upstream)
+        hdrs = {k: v for k, v in ctx.headers.items()
+                if k.lower() in ("range", "authorization", "accept-encoding")}
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
+        try:
+            conn.request(ctx.method, ctx.raw, body=ctx.body or None, headers=hdrs)
+            r = conn.getresponse()
+            body = r.read() if ctx.method != "HEAD" else b""
+            out = Resp(r.status, body=body)
+            for k, v in r.getheaders():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding",
+                                     "date", "server"):
+                    out.hdr(k, v)
+            return out
+        except OSError as e:
+            return err(502, "upstream: %s" % e)
+        finally:
+            conn.close()
 
     # ---------------- CDN ----------------
     def cdn(self, ctx):
@@ -1631,6 +1712,8 @@ def main(argv=None):
     ap.add_argument("--conn-rate-mbps", type=float, default=0)
     ap.add_argument("--url-ttl", type=int, default=3600)
     ap.add_argument("--ready-file")
+    ap.add_argument("--upstream", help="proxy every hub-port request to this base URL "
+                    "(e.g. a `modelfs serve` peer) so outage modes apply to it")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     VERBOSE = args.verbose

@@ -28,7 +28,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from client import (HubSim, make_repo, set_repo_json, write_tokens,  # noqa: E402
+from client import (HubSim, HubSimError, make_repo, set_repo_json, write_tokens,  # noqa: E402
                     repo_dir)
 
 LFS_EXT = (".gguf", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack",
@@ -1104,6 +1104,51 @@ class TestNetwork(Base):
 
 
 # ---------------------------------------------------------------- mutable repos
+class TestOutageModes(Base):
+    """POST /_sim/outage: whole-origin failure modes, per role, counted."""
+
+    def tearDown(self):
+        self.sim.outage("none")
+
+    def test_each_mode_on_the_hub(self):
+        url = self.res_url("config.json")
+        self.sim.outage("close", role="hub")
+        line, _, body, end = raw_get(url)
+        self.assertEqual((line, body), ("", b""))     # no status line at all
+        self.sim.outage("reset_after_headers", role="hub")
+        line, hd, body, end = raw_get(url)
+        self.assertTrue(line.startswith("HTTP/1.1 307"), line)  # to resolve-cache
+        self.assertEqual((body, end), (b"", "reset"))
+        self.sim.outage("503", role="hub")
+        self.assertEqual(req(url)[0], 503)
+        self.sim.outage("429", role="hub")
+        st, h, _ = req(url)
+        self.assertEqual((st, h["Retry-After"]), (429, "3600"))
+        self.sim.outage("none", role="hub")
+        self.assertEqual(req(url)[0], 307)
+        hits = self.sim.stats()["outage_hits"]
+        for m in ("close", "reset_after_headers", "503", "429"):
+            self.assertEqual(hits.get("hub:" + m), 1, hits)
+
+    def test_cdn_only_and_trickle(self):
+        st, h, _ = req(self.res_url("model.safetensors"))
+        cdn = h["Location"]
+        self.sim.outage("503", role="cdn")
+        self.assertEqual(req(self.res_url("model.safetensors"))[0], 302)  # hub fine
+        self.assertEqual(req(cdn)[0], 503)
+        self.sim.outage("trickle", role="cdn", trickle_bps=40000)
+        t0 = time.monotonic()
+        st, _, body = req(cdn, headers={"Range": "bytes=0-79999"})
+        took = time.monotonic() - t0
+        self.assertEqual((st, len(body)), (206, 80000))
+        self.assertGreater(took, 1.2)   # 80 kB at 40 kB/s (16 kB burst)
+        self.assertEqual(self.sim.stats()["outage_hits"].get("cdn:trickle"), 1)
+
+    def test_bad_mode_is_400(self):
+        with self.assertRaises(HubSimError):
+            self.sim.outage("sometimes")
+
+
 class TestRescanAndMoves(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hubsim-mut-")
