@@ -7,22 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/hash.h"
 #include "util/repo.h"
 
 bool mfs_names_is_commit(const char *rev)
 {
 	return strlen(rev) == 40 && mfs_hex_valid(rev, 40);
-}
-
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int mfs_names_parse(const char *entry, char name[97], char rev[MFS_REV_MAX])
@@ -43,7 +33,7 @@ int mfs_names_parse(const char *entry, char name[97], char rev[MFS_REV_MAX])
 	for (const char *p = at + 1; *p; p++) {
 		char c = *p;
 		if (c == '%') {
-			int hi = unhex(p[1]), lo = hi < 0 ? -1 : unhex(p[2]);
+			int hi = mfs_unhex(p[1]), lo = hi < 0 ? -1 : mfs_unhex(p[2]);
 			if (lo < 0)
 				return -ENOENT;
 			c = (char)(hi * 16 + lo);

@@ -37,4 +37,10 @@ if [ "${1:-}" != "--no-npm" ]; then
 		echo "install-deps: npm install node-llama-cpp (tests/llama)" >&2
 		(cd "$here/llama" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	fi
+	# xet-core's chunker and hashes (WASM in @huggingface/hub): ground truth
+	# for tests/xetref (Xet hashing).
+	if [ ! -d "$here/xetref/node_modules/@huggingface/hub" ]; then
+		echo "install-deps: npm ci @huggingface/hub (tests/xetref)" >&2
+		(cd "$here/xetref" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
 fi

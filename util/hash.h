@@ -30,4 +30,7 @@ uint64_t mfs_xxh64(const void *data, size_t len, uint64_t seed);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void mfs_hex(const uint8_t *bytes, size_t n, char *out);
 
+/* Value of one hex digit (either case), or -1. */
+int mfs_unhex(char c);
+
 #endif
