@@ -84,6 +84,26 @@ def fake_xet(sha256):
     return hashlib.sha256(b"hubsim-xet:" + sha256.encode()).hexdigest()
 
 
+# Real xetHash values (repos with "xet": true in repo.json) come from the C
+# implementation, modelfs-xethash (its own tests compare it with xet-core):
+# Python's stdlib has no BLAKE3. --xethash or MODELFS_XETHASH, else the
+# default build directory.
+XETHASH = [os.environ.get("MODELFS_XETHASH") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "build", "xet", "modelfs-xethash")]
+
+
+def real_xet(path):
+    import subprocess
+    try:
+        out = subprocess.run([XETHASH[0], path], check=True, capture_output=True,
+                             text=True, timeout=600).stdout
+    except (OSError, subprocess.SubprocessError) as ex:
+        raise RuntimeError("xetHash of %s needs modelfs-xethash (%s): %s"
+                           % (path, XETHASH[0], ex))
+    return out.split()[0]
+
+
 # --------------------------------------------------------------------------
 # Content hashing (lazy, cached by (path, size, mtime_ns))
 # --------------------------------------------------------------------------
@@ -98,6 +118,11 @@ class HashCache:
             ent = dict(self.d.get(key, {}))
         if want in ent:
             return ent[want]
+        if want == "xet":
+            val = real_xet(path)
+            with self.lock:
+                self.d.setdefault(key, {})[want] = val
+            return val
         if want == "sha1":
             h = hashlib.sha1(b"blob %d\0" % st.st_size)
         else:
@@ -117,7 +142,7 @@ class HashCache:
 
 
 class FileEntry:
-    __slots__ = ("path", "abs", "size", "mtime_ns", "lfs", "oid", "sha256", "pointer")
+    __slots__ = ("path", "abs", "size", "mtime_ns", "lfs", "oid", "sha256", "pointer", "xet")
 
     def alive(self):
         try:
@@ -444,7 +469,13 @@ class Sim:
                         e.sha256 = self.hashes.get(ab, s, "sha256")
                         e.pointer = lfs_pointer(e.sha256, e.size)
                         e.oid = git_sha1_bytes(e.pointer)
+                        # Xet repos: the real xetHash; "xet": false: none;
+                        # unset: a fake one (unverifiable, as before).
+                        xc = conf.get("xet")
+                        e.xet = (self.hashes.get(ab, s, "xet") if xc is True
+                                 else None if xc is False else fake_xet(e.sha256))
                     else:
+                        e.xet = None
                         e.sha256 = None
                         e.pointer = None
                         e.oid = self.hashes.get(ab, s, "sha1")
@@ -1199,7 +1230,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         frid, e = found
         c = Content("cdn", ctx.file_key, e.size, abs_path=e.abs)
         hdrs = [("Content-Type", "application/octet-stream"),
-                ("ETag", '"%s"' % fake_xet(sha)),
+                ("ETag", '"%s"' % (e.xet or fake_xet(sha))),
                 ("Last-Modified", self.date_time_string(e.mtime_ns / 1e9)),
                 ("Cache-Control", "public, max-age=604800, immutable"),
                 ("Content-Disposition", disposition(e.path))]
@@ -1447,7 +1478,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             d = {"type": "file", "oid": e.oid, "size": e.size, "path": path}
             if e.lfs:
                 d["lfs"] = {"oid": e.sha256, "size": e.size, "pointerSize": len(e.pointer)}
-                d["xetHash"] = fake_xet(e.sha256)
+                if e.xet:
+                    d["xetHash"] = e.xet
         if expand:
             d["lastCommit"] = {"id": s.commit, "title": "Snapshot %s" % s.commit[:7],
                                "date": s.date}
@@ -1590,7 +1622,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return Resp(302, [("Location", loc), ("X-Repo-Commit", s.commit),
                           ("X-Linked-Etag", '"%s"' % e.sha256), ("X-Linked-Size", str(e.size)),
                           ("ETag", '"%s"' % e.sha256), ("Accept-Ranges", "bytes"),
-                          ("Content-Type", "text/plain; charset=utf-8")], body)
+                          ("Content-Type", "text/plain; charset=utf-8")]
+                    + ([("X-Xet-Hash", e.xet)] if e.xet else []), body)
 
     def r_resolve(self, ctx, tdir, org, name, rev, path):
         v, tok, e = self.open_repo(ctx, tdir, org, name, True)
@@ -1715,7 +1748,10 @@ def main(argv=None):
     ap.add_argument("--upstream", help="proxy every hub-port request to this base URL "
                     "(e.g. a `modelfs serve` peer) so outage modes apply to it")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--xethash", help="modelfs-xethash binary (real xetHash for Xet repos)")
     args = ap.parse_args(argv)
+    if args.xethash:
+        XETHASH[0] = args.xethash
     VERBOSE = args.verbose
     sim = Sim(args)
     sim.listeners["hub"] = Listener(sim, "hub", args.host, args.port)

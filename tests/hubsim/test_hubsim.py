@@ -28,6 +28,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from client import (HubSim, HubSimError, make_repo, set_repo_json, write_tokens,  # noqa: E402
                     repo_dir)
 
@@ -1291,6 +1292,61 @@ class TestThroughput(unittest.TestCase):
         s = self.sim.stats()
         self.assertEqual(s["body_bytes"]["org/big/big.safetensors"],
                          self.SIZE * (3 if shutil.which("curl") else 2))
+
+
+# ---------------------------------------------------------------- xet
+class TestXet(unittest.TestCase):
+    """Repos with "xet": true publish real xetHash values (computed by
+    modelfs-xethash), checked here against xet-core's own code (the WASM in
+    @huggingface/hub, tests/xetref/xetref.mjs)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="hubsim-xet-")
+        cls.big = rnd(3 * 1024 * 1024 + 77, "xet-big")
+        cls.small = rnd(5000, "xet-small")
+        make_repo(cls.tmp, "org/xet", {"model.safetensors": cls.big, "w/a.bin": cls.small,
+                                       "config.json": b"{}"}, xet=True)
+        make_repo(cls.tmp, "org/lfs", {"model.safetensors": cls.big}, xet=False)
+        make_repo(cls.tmp, "org/legacy", {"model.safetensors": cls.big})
+        cls.sim = HubSim.start(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def reference(self, data):
+        p = os.path.join(self.tmp, "ref-input")
+        with open(p, "wb") as f:
+            f.write(data)
+        out = subprocess.run(["node", os.path.join(SRC, "tests", "xetref", "xetref.mjs"), p],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)["xetHash"]
+
+    def test_tree_and_resolve_carry_real_xet_hash(self):
+        tree = jget("%s/api/models/org/xet/tree/main?recursive=true" % self.sim.hub)[2]
+        by = {e["path"]: e for e in tree}
+        want_big, want_small = self.reference(self.big), self.reference(self.small)
+        self.assertEqual(by["model.safetensors"]["xetHash"], want_big)
+        self.assertEqual(by["w/a.bin"]["xetHash"], want_small)
+        self.assertNotIn("xetHash", by["config.json"])
+        st, h, _ = req("%s/org/xet/resolve/main/model.safetensors" % self.sim.hub, "HEAD")
+        self.assertEqual(st, 302)
+        self.assertEqual(h["X-Xet-Hash"], want_big)
+        st, h, b = req("%s/api/models/org/xet/paths-info/main" % self.sim.hub, "POST",
+                       {"Content-Type": "application/x-www-form-urlencoded"}, "paths=w/a.bin")
+        self.assertEqual(json.loads(b)[0]["xetHash"], want_small)
+
+    def test_non_xet_repos(self):
+        tree = jget("%s/api/models/org/lfs/tree/main" % self.sim.hub)[2]
+        self.assertNotIn("xetHash", tree[0])
+        st, h, _ = req("%s/org/lfs/resolve/main/model.safetensors" % self.sim.hub, "HEAD")
+        self.assertNotIn("X-Xet-Hash", h)
+        # Unset: the old fake value, which is not the file's real xetHash.
+        tree = jget("%s/api/models/org/legacy/tree/main" % self.sim.hub)[2]
+        self.assertRegex(tree[0]["xetHash"], r"^[0-9a-f]{64}$")
+        self.assertNotEqual(tree[0]["xetHash"], self.reference(self.big))
 
 
 if __name__ == "__main__":
