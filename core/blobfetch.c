@@ -87,12 +87,8 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	bio_mem_put(bio, d);
 
 	pthread_mutex_lock(&bio->lock);
-	if (b->state[d->idx] == BLK_INFLIGHT)
-		b->inflight--;
-	if (b->state[d->idx] != BLK_PRESENT) {
-		b->state[d->idx] = BLK_PRESENT;
-		b->present++;
-	}
+	if (b->state[d->idx] != BLK_PRESENT)
+		bio_block_set_locked(b, d->idx, BLK_PRESENT);
 	if (!from_disk) {
 		bio->st.blocks_fetched++;
 		bio->st.bytes_fetched += d->len;
@@ -166,12 +162,10 @@ void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err)
 	struct pending_read *failed = NULL, **pp;
 
 	pthread_mutex_lock(&bio->lock);
-	for (uint32_t i = from; i < to; i++) {
-		if (b->state[i] == BLK_INFLIGHT) {
-			b->state[i] = BLK_ABSENT;
-			b->inflight--;
-		}
-	}
+	for (uint32_t i = from; i < to; i++)
+		if (b->state[i] == BLK_INFLIGHT)
+			bio_block_set_locked(b, i, BLK_ABSENT);
+	bio_blob_check_locked(b);
 	for (pp = &b->pending; *pp;) {
 		struct pending_read *p = *pp;
 		if (p->b0 < to && p->b1 >= from) {

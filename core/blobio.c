@@ -19,6 +19,7 @@
  * ABSENT when the fetch failed, the block vanished from disk (evicted,
  * corrupt), or the blob failed verification.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,6 +30,50 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
+
+/* ---- block states ---------------------------------------------------------- */
+
+void bio_block_set_locked(struct mfs_blob *b, uint32_t idx, uint8_t to)
+{
+	uint8_t from;
+
+	assert(idx < b->nblocks);
+	assert(to == BLK_ABSENT || to == BLK_INFLIGHT || to == BLK_PRESENT);
+	from = b->state[idx];
+	assert(from != to);
+	assert(!(from == BLK_PRESENT && to == BLK_INFLIGHT));
+	if (from == BLK_INFLIGHT) {
+		assert(b->inflight > 0);
+		b->inflight--;
+	} else if (from == BLK_PRESENT) {
+		assert(b->present > 0);
+		b->present--;
+	}
+	if (to == BLK_INFLIGHT)
+		b->inflight++;
+	else if (to == BLK_PRESENT)
+		b->present++;
+	b->state[idx] = to;
+	assert(b->present + b->inflight <= b->nblocks);
+}
+
+void bio_blob_check_locked(const struct mfs_blob *b)
+{
+#ifndef NDEBUG
+	uint32_t present = 0, inflight = 0;
+
+	for (uint32_t i = 0; i < b->nblocks; i++) {
+		assert(b->state[i] <= BLK_PRESENT);
+		present += b->state[i] == BLK_PRESENT;
+		inflight += b->state[i] == BLK_INFLIGHT;
+	}
+	assert(present == b->present);
+	assert(inflight == b->inflight);
+	assert(b->hash_next <= b->nblocks);
+#else
+	(void)b;
+#endif
+}
 
 /* ---- completion of reads -------------------------------------------------- */
 
@@ -71,10 +116,8 @@ static int serve(struct mfs_blob *b, uint64_t off, size_t len,
 						 idx, b->id);
 				(void)mfs_ix_block_del(b->bio->ix, b->id, idx);
 				pthread_mutex_lock(&b->bio->lock);
-				if (b->state[idx] == BLK_PRESENT) {
-					b->state[idx] = BLK_ABSENT;
-					b->present--;
-				}
+				if (b->state[idx] == BLK_PRESENT)
+					bio_block_set_locked(b, idx, BLK_ABSENT);
 				pthread_mutex_unlock(&b->bio->lock);
 				rc = -EAGAIN;
 			}
@@ -233,6 +276,10 @@ void bio_blob_unref(struct mfs_blob *b)
 
 	pthread_mutex_lock(&bio->lock);
 	if (--b->refs == 0) {
+		/* Every INFLIGHT block belongs to a job and every pending read
+		 * to an open file, and both hold a reference. */
+		assert(b->inflight == 0 && !b->pending);
+		bio_blob_check_locked(b);
 		struct mfs_blob **pp = &bio->blobs[bio_id_hash(b->id, 0) % BLOB_BUCKETS];
 		while (*pp != b)
 			pp = &(*pp)->hnext;
@@ -308,11 +355,10 @@ int mfs_blob_open(struct mfs_blobio *bio, const struct mfs_blob_desc *desc,
 	bio_hasher_init(b);
 	if (mfs_ix_blocks_get(bio->ix, b->id, bitmap, b->nblocks) == 0) {
 		for (uint32_t i = 0; i < b->nblocks; i++)
-			if (bitmap[i / 8] & (1u << (i % 8))) {
-				b->state[i] = BLK_PRESENT;
-				b->present++;
-			}
+			if (bitmap[i / 8] & (1u << (i % 8)))
+				bio_block_set_locked(b, i, BLK_PRESENT);
 	}
+	bio_blob_check_locked(b);
 	if (mfs_ix_blob_get(bio->ix, b->id, &isize, &bsize, &verified, &pinned) == 0 &&
 	    verified && b->present == b->nblocks) {
 		b->verdict = 1;

@@ -158,6 +158,16 @@ void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err);
 void bio_run_job(struct job *j);
 
 /* blobio.c */
+/* The one place a block changes state (bio->lock held, or the blob not yet
+ * shared); keeps `present` and `inflight` equal to the number of blocks in
+ * those states. Legal: ABSENT -> INFLIGHT (a job owns it), INFLIGHT ->
+ * PRESENT (it arrived), ABSENT -> PRESENT (found on disk), INFLIGHT ->
+ * ABSENT (the fetch failed or was dropped), PRESENT -> ABSENT (evicted,
+ * corrupt, failed verification). Anything else is a bug and asserts. */
+void bio_block_set_locked(struct mfs_blob *b, uint32_t idx, uint8_t to);
+/* Asserts (in builds with assertions) that the counters match the states:
+ * O(blocks), so called where the caller walks the blocks anyway. */
+void bio_blob_check_locked(const struct mfs_blob *b);
 int bio_errno_for_reader(int rc);
 bool bio_range_present_locked(const struct mfs_blob *b, uint32_t b0, uint32_t b1);
 void bio_complete_list(struct mfs_blob *b, struct pending_read *list, int err);

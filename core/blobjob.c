@@ -27,10 +27,8 @@ void bio_enqueue_locked(struct mfs_blobio *bio, struct mfs_blob *b,
 		/* Out of memory (or cancelled): the blocks stay INFLIGHT forever
 		 * otherwise. */
 		for (uint32_t i = first; i < first + count && !verify_only; i++)
-			if (b->state[i] == BLK_INFLIGHT) {
-				b->state[i] = BLK_ABSENT;
-				b->inflight--;
-			}
+			if (b->state[i] == BLK_INFLIGHT)
+				bio_block_set_locked(b, i, BLK_ABSENT);
 		return;
 	}
 	j->b = b;
@@ -71,8 +69,7 @@ void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool
 		}
 		uint32_t start = i;
 		while (i <= last && b->state[i] == BLK_ABSENT && i - start < max_run) {
-			b->state[i] = BLK_INFLIGHT;
-			b->inflight++;
+			bio_block_set_locked(b, i, BLK_INFLIGHT);
 			i++;
 		}
 		bio_enqueue_locked(bio, b, start, i - start, demand, false);

@@ -10,6 +10,7 @@
  *
  * It does not fetch: refetching happens when a reader asks again.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -62,8 +63,9 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	pthread_mutex_lock(&bio->lock);
 	for (uint32_t i = 0; i < b->nblocks; i++)
 		if (b->state[i] == BLK_PRESENT)
-			b->state[i] = BLK_ABSENT;
-	b->present = 0;
+			bio_block_set_locked(b, i, BLK_ABSENT);
+	assert(b->present == 0);
+	bio_blob_check_locked(b);
 	b->hash_next = 0;
 	b->verdict = -EBADMSG;
 	bio->st.verify_failures++;
@@ -159,8 +161,7 @@ void bio_hash_advance(struct mfs_blob *b)
 			/* Evicted (or corrupt) since it arrived: it is absent, or
 			 * verify_wait would see a complete blob forever. */
 			if ((lrc == -ENOENT || lrc == -EBADMSG) && b->state[i] == BLK_PRESENT) {
-				b->state[i] = BLK_ABSENT;
-				b->present--;
+				bio_block_set_locked(b, i, BLK_ABSENT);
 				pthread_cond_broadcast(&b->changed);
 			}
 			pthread_mutex_unlock(&bio->lock);
