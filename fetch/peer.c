@@ -275,3 +275,31 @@ int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_
 	free(url);
 	return rc;
 }
+
+/* ---- the peer kind of source (source.h) ---------------------------------- */
+
+static int src_peer_read(void *conn, const struct mfs_src_read *rq, uint64_t off, uint64_t len,
+			 mfs_sink_fn sink, void *ctx)
+{
+	uint64_t got; /* the set counts what reached its sink itself */
+
+	return mfs_peer_read(conn, rq->content_id, &rq->file, off, len, sink, ctx, &got);
+}
+
+static int src_peer_probe(void *conn, const struct mfs_src_read *rq)
+{
+	return mfs_peer_probe(conn, rq->content_id, &rq->file);
+}
+
+static void src_peer_destroy(void *conn)
+{
+	mfs_peer_free(conn);
+}
+
+const struct mfs_src_ops mfs_src_peer_ops = {
+	.kind = MFS_SRC_PEER,
+	.read = src_peer_read,
+	.probe = src_peer_probe,
+	.destroy = src_peer_destroy,
+	.by_content_id = true,
+};

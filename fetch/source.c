@@ -16,6 +16,10 @@
  * Like CernVM-FS: bounded failovers per request, back to a demoted source
  * once its grace period is over.
  *
+ * Each source is an ops table (source.h: peers in peer.c, mirrors and the
+ * hub in src_hub.c) and an opaque connection; nothing here branches on
+ * how a kind talks to its server.
+ *
  * Locking: `mu` guards every source's health fields; it is never held
  * across network I/O.
  */
@@ -36,12 +40,11 @@
 #define BAD_DATA_FACTOR 4
 
 struct src {
-	enum mfs_src_kind kind;
+	const struct mfs_src_ops *ops;
+	void *conn;                   /* owned when ops->destroy */
+	enum mfs_src_kind kind;       /* ops->kind */
 	char url[256];                /* for logs and stats */
 	char origin[512];             /* scheme://host:port, for rendezvous */
-	struct mfs_hub *hub;          /* hub and mirrors */
-	bool own_hub;                 /* mirrors: we created it */
-	struct mfs_peer *peer;        /* peers */
 	/* health, protected by mfs_srcset.mu */
 	struct mfs_src_stats st;
 	int64_t demoted_until;        /* monotonic ms; 0 = not demoted */
@@ -92,22 +95,35 @@ static void url_for_stats(const char *url, char *out, size_t cap)
 		memmove(sl + 3, at + 1, strlen(at + 1) + 1);
 }
 
-static int add_src(struct mfs_srcset *s, enum mfs_src_kind kind, const char *url)
+int mfs_srcset_add(struct mfs_srcset *s, const struct mfs_src_ops *ops, void *conn,
+		   const char *url)
 {
 	struct src *x;
+	int rc = -E2BIG;
 
 	if (s->n >= MFS_SRC_MAX)
-		return -E2BIG;
+		goto fail;
 	x = &s->src[s->n];
 	memset(x, 0, sizeof(*x));
-	x->kind = kind;
+	rc = -EINVAL;
+	if (mfs_http_url_origin(url, x->origin, sizeof(x->origin)) < 0)
+		goto fail;
+	x->ops = ops;
+	x->conn = conn;
+	x->kind = ops->kind;
 	url_for_stats(url, x->url, sizeof(x->url));
 	memcpy(x->st.url, x->url, sizeof(x->st.url));
-	x->st.kind = kind;
-	if (mfs_http_url_origin(url, x->origin, sizeof(x->origin)) < 0)
-		return -EINVAL;
+	x->st.kind = ops->kind;
+	if (ops->kind == MFS_SRC_HUB)
+		s->hub_idx = (int)s->n;
+	else if (ops->kind == MFS_SRC_MIRROR)
+		s->mirror_idx[s->n_mirrors++] = (int)s->n;
 	s->n++;
 	return 0;
+fail:
+	if (ops->destroy)
+		ops->destroy(conn);
+	return rc;
 }
 
 int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
@@ -145,11 +161,11 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 		}
 		if (s->self_origin[0] && strcmp(o, s->self_origin) == 0)
 			continue; /* a node listed in its own peer list */
-		rc = add_src(s, MFS_SRC_PEER, cfg->peers[i]);
+		struct mfs_peer *p;
+		rc = mfs_peer_new(cfg->peers[i], cfg->peer_token, cfg->proxy, cto, fto, &p);
 		if (rc < 0)
 			goto fail;
-		rc = mfs_peer_new(cfg->peers[i], cfg->peer_token, cfg->proxy, cto, fto,
-				  &s->src[s->n - 1].peer);
+		rc = mfs_srcset_add(s, &mfs_src_peer_ops, p, cfg->peers[i]);
 		if (rc < 0)
 			goto fail;
 	}
@@ -160,6 +176,7 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 			/* fail over to the next source rather than retry for long */
 			.max_retries = 1,
 		};
+		struct mfs_hub *mh;
 		char o[512];
 		if (mfs_http_url_origin(cfg->mirrors[i], o, sizeof(o)) < 0) {
 			mfs_error("bad mirror URL '%s'", cfg->mirrors[i]);
@@ -169,21 +186,18 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 		/* the hub token never leaves the hub's origin */
 		hc.token = hub_origin[0] && strcmp(o, hub_origin) == 0 ? cfg->hub_token
 								       : cfg->peer_token;
-		rc = add_src(s, MFS_SRC_MIRROR, cfg->mirrors[i]);
+		rc = mfs_hub_new(&hc, &mh);
 		if (rc < 0)
 			goto fail;
-		rc = mfs_hub_new(&hc, &s->src[s->n - 1].hub);
+		rc = mfs_srcset_add(s, &mfs_src_mirror_ops, mh, cfg->mirrors[i]);
 		if (rc < 0)
 			goto fail;
-		s->src[s->n - 1].own_hub = true;
-		s->mirror_idx[s->n_mirrors++] = (int)s->n - 1;
 	}
 	if (hub) {
-		rc = add_src(s, MFS_SRC_HUB, cfg->hub_endpoint ? cfg->hub_endpoint : "http://hub");
+		rc = mfs_srcset_add(s, &mfs_src_hub_ops, hub,
+				    cfg->hub_endpoint ? cfg->hub_endpoint : "http://hub");
 		if (rc < 0)
 			goto fail;
-		s->src[s->n - 1].hub = hub;
-		s->hub_idx = (int)s->n - 1;
 	}
 	*out = s;
 	return 0;
@@ -196,11 +210,9 @@ void mfs_srcset_free(struct mfs_srcset *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->src[i].own_hub)
-			mfs_hub_free(s->src[i].hub);
-		mfs_peer_free(s->src[i].peer);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->src[i].ops->destroy)
+			s->src[i].ops->destroy(s->src[i].conn);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -222,7 +234,8 @@ size_t mfs_srcset_n_mirrors(const struct mfs_srcset *s)
 
 struct mfs_hub *mfs_srcset_mirror_hub(struct mfs_srcset *s, size_t i)
 {
-	return s && i < s->n_mirrors ? s->src[s->mirror_idx[i]].hub : NULL;
+	/* mirrors are HF-compatible endpoints: their conn is a hub client */
+	return s && i < s->n_mirrors ? (struct mfs_hub *)s->src[s->mirror_idx[i]].conn : NULL;
 }
 
 /* ---- ordering ------------------------------------------------------------ */
@@ -249,7 +262,7 @@ static int plan(struct mfs_srcset *s, const struct mfs_src_read *rq, int order[M
 
 	if (!rq->skip_peers && rq->content_id) {
 		for (size_t i = 0; i < s->n; i++)
-			if (s->src[i].kind == MFS_SRC_PEER)
+			if (s->src[i].ops->by_content_id)
 				peers[np++] = (struct ranked){ (int)i,
 					mfs_src_rendezvous(s->src[i].origin, rq->content_id) };
 		if (s->self_origin[0])
@@ -275,7 +288,7 @@ static int plan(struct mfs_srcset *s, const struct mfs_src_read *rq, int order[M
 		bool want_mirror = (pass == 0) == s->prefer_mirror;
 		for (size_t i = 0; i < s->n; i++) {
 			struct src *x = &s->src[i];
-			if (x->kind == MFS_SRC_PEER || (x->kind == MFS_SRC_MIRROR) != want_mirror)
+			if (x->ops->by_content_id || (x->kind == MFS_SRC_MIRROR) != want_mirror)
 				continue;
 			if (x->kind == MFS_SRC_HUB && rq->skip_hub)
 				continue;
@@ -411,13 +424,13 @@ static int wrap_sink(void *vctx, uint64_t off, const void *data, size_t len)
 
 /* Error precedence when every source failed: an answer about the file
  * (no access, no such file) says more than "could not connect". */
-static int worse(int have, int rc, enum mfs_src_kind kind)
+static int worse(int have, int rc, const struct mfs_src_ops *ops)
 {
 	if (have == -EACCES)
 		return have;
 	if (rc == -EACCES)
 		return rc;
-	if (rc == -ENOENT && kind == MFS_SRC_PEER)
+	if (rc == -ENOENT && ops->by_content_id)
 		return have; /* a peer without the blob says nothing about it */
 	if (have == -ENOENT)
 		return have;
@@ -444,20 +457,15 @@ int mfs_srcset_read(struct mfs_srcset *s, const struct mfs_src_read *rq, uint64_
 	for (int k = 0; k < n && w.next < end; k++) {
 		int i = order[k];
 		struct src *x = &s->src[i];
-		uint64_t before = w.next, got = 0;
+		uint64_t before = w.next;
 		int64_t t0 = mfs_now_ms();
 
 		w.src = i;
-		if (x->kind == MFS_SRC_PEER) {
-			rc = mfs_peer_read(x->peer, rq->content_id, &rq->file, w.next, end - w.next,
-					   wrap_sink, &w, &got);
-		} else {
-			rc = mfs_hub_read(x->hub, &rq->file, w.next, end - w.next, wrap_sink, &w);
-		}
+		rc = x->ops->read(x->conn, rq, w.next, end - w.next, wrap_sink, &w);
 		note(s, i, rc, w.next - before, mfs_now_ms() - t0);
 		if (oc) {
 			oc->sources_tried++;
-			if (x->kind == MFS_SRC_HUB) {
+			if (i == s->hub_idx) {
 				oc->hub_tried = true;
 				oc->hub_rc = rc;
 			}
@@ -472,7 +480,7 @@ int mfs_srcset_read(struct mfs_srcset *s, const struct mfs_src_read *rq, uint64_
 			mfs_debug("source %s %s: %llu bytes then %s; failing over", x->url,
 				  mfs_src_kind_name(x->kind),
 				  (unsigned long long)(w.next - before), strerror(-rc));
-		best = worse(best, rc, x->kind);
+		best = worse(best, rc, x->ops);
 	}
 	if (w.next >= end)
 		return 0;
@@ -493,22 +501,19 @@ int mfs_srcset_probe(struct mfs_srcset *s, const struct mfs_src_read *rq,
 	for (int k = 0; k < n; k++) {
 		struct src *x = &s->src[order[k]];
 		int64_t t0 = mfs_now_ms();
-		if (x->kind == MFS_SRC_PEER)
-			rc = mfs_peer_probe(x->peer, rq->content_id, &rq->file);
-		else
-			rc = mfs_hub_probe(x->hub, &rq->file);
+		rc = x->ops->probe(x->conn, rq);
 		note(s, order[k], rc == -EIO ? 0 : rc, 0, mfs_now_ms() - t0);
 		if (oc) {
 			oc->sources_tried++;
-			if (x->kind == MFS_SRC_HUB) {
+			if (order[k] == s->hub_idx) {
 				oc->hub_tried = true;
 				oc->hub_rc = rc;
 			}
 		}
 		/* a 429/5xx answer means the source is there: reads retry */
-		if (rc == 0 || (rc == -EIO && x->kind != MFS_SRC_PEER))
+		if (rc == 0 || (rc == -EIO && !x->ops->by_content_id))
 			return 0;
-		best = worse(best, rc, x->kind);
+		best = worse(best, rc, x->ops);
 	}
 	return best ? best : rc;
 }

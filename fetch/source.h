@@ -112,6 +112,37 @@ void mfs_srcset_demote(struct mfs_srcset *s, int src, const char *why);
 /* true when the source is currently demoted. */
 bool mfs_srcset_demoted(struct mfs_srcset *s, int src);
 
+/* ---- one ops table per kind of source ----------------------------------
+ * The set knows a source only through its table (curl's lib/cf-*.c
+ * filters are the model): peers (peer.c), mirrors and the hub
+ * (src_hub.c), or a test's fake. */
+struct mfs_src_ops {
+	enum mfs_src_kind kind;      /* where the set ranks it; its name in stats */
+	/* Delivers [off, off+len) to sink in order. 0 with fewer bytes is a
+	 * short answer (the next source resumes); else -errno as for
+	 * mfs_srcset_read (-EHOSTDOWN/-ETIMEDOUT/-EIO: transport). */
+	int (*read)(void *conn, const struct mfs_src_read *rq, uint64_t off, uint64_t len,
+		    mfs_sink_fn sink, void *ctx);
+	/* 0 if it would serve rq now, else -errno (-EIO: it answered with an
+	 * error status). */
+	int (*probe)(void *conn, const struct mfs_src_read *rq);
+	void (*destroy)(void *conn); /* NULL: the set does not own conn */
+	/* A cache asked by content id (peers): ranked by rendezvous hashing and
+	 * skipped with skip_peers or without a content id; its "not found"
+	 * says nothing about the file, and an error status to a probe does
+	 * not mean it would serve. */
+	bool by_content_id;
+};
+extern const struct mfs_src_ops mfs_src_peer_ops;   /* conn: struct mfs_peer */
+extern const struct mfs_src_ops mfs_src_mirror_ops; /* conn: struct mfs_hub, owned */
+extern const struct mfs_src_ops mfs_src_hub_ops;    /* conn: struct mfs_hub, not owned */
+
+/* Adds a source behind ops (conn is owned when ops->destroy, and freed on
+ * failure too). For the set's constructor and tests; call before the first
+ * read. -E2BIG (MFS_SRC_MAX), -EINVAL (url not http(s)). */
+int mfs_srcset_add(struct mfs_srcset *s, const struct mfs_src_ops *ops, void *conn,
+		   const char *url);
+
 /* Per-source health, for `modelfs status`. */
 struct mfs_src_stats {
 	char url[256];               /* base URL (no credentials, no query) */
