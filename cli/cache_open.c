@@ -76,6 +76,7 @@ static int source_set(const char *cmd, const struct mfs_cli_opts *o, struct mfs_
 			.peers = (const char *const *)p->urls, .n_peers = p->n,
 			.hub_endpoint = c->endpoint, .hub_token = token,
 			.peer_token = getenv("MODELFS_PEER_TOKEN"),
+			.mirror_token = getenv("MODELFS_MIRROR_TOKEN"),
 			.prefer_mirror = o->prefer_mirror, .fetch_timeout_ms = 60000,
 		};
 		rc = mfs_srcset_new(&sc, c->hub, &c->src);

@@ -212,6 +212,7 @@ int mfs_cmd_mount(int argc, char **argv)
 	cfg.peers = (const char *const *)peers.urls;
 	cfg.n_peers = peers.n;
 	cfg.peer_token = getenv("MODELFS_PEER_TOKEN");
+	cfg.mirror_token = getenv("MODELFS_MIRROR_TOKEN");
 	rc = mfs_mount_run(&cfg);
 	mfs_src_list_free(&mirrors);
 	mfs_src_list_free(&peers);

@@ -27,14 +27,17 @@ static const char serve_help[] =
 	"options:\n"
 	"      --listen HOST:PORT   address to bind (default 127.0.0.1:8990; port 0 = any)\n"
 	"      --cache DIR          cache directory (as for mount)\n"
-	"      --peer-token TOKEN   clients presenting it (Bearer) may read private and\n"
-	"                           gated repos (env MODELFS_PEER_TOKEN); without it,\n"
-	"                           such content is never served\n"
+	"      --peer-token-file F  clients presenting the token in F (Bearer) may read\n"
+	"                           private and gated repos (env MODELFS_PEER_TOKEN);\n"
+	"                           without it, such content is never served\n"
+	"      --peer-token TOKEN   the same, but visible to local users in ps/proc\n"
 	"      --pull-through       fetch what is not cached from this node's sources,\n"
 	"                           cache it and serve it\n"
 	"      --endpoint URL       hub for --pull-through (env HF_ENDPOINT)\n"
 	"      --token-file F       hub token for --pull-through (default: HF_TOKEN...)\n"
 	"      --mirror URL         mirror for --pull-through (repeatable; MODELFS_MIRRORS)\n"
+	"      --mirror-token-file F  Bearer sent to mirrors (env MODELFS_MIRROR_TOKEN);\n"
+	"                           by default mirrors get no credential\n"
 	"      --peer URL           peer for --pull-through (repeatable; MODELFS_PEERS)\n"
 	"      --proxy URL          HTTP proxy for outgoing requests\n"
 	"      --workers N          request threads (default 8)\n"
@@ -56,7 +59,36 @@ static void on_signal(int sig)
 enum {
 	OPT_LISTEN = 1000, OPT_CACHE, OPT_PEER_TOKEN, OPT_PULL, OPT_ENDPOINT, OPT_TOKEN_FILE,
 	OPT_MIRROR, OPT_PEER, OPT_PROXY, OPT_WORKERS, OPT_MAXCONNS, OPT_IDLE,
+	OPT_PEER_TOKEN_FILE, OPT_MIRROR_TOKEN_FILE,
 };
+
+/* Reads a token file named by a flag into *out (replacing it). */
+static int token_flag(const char *flag, const char *path, char **out)
+{
+	char *t = NULL;
+	int rc = mfs_cfg_token(path, &t);
+
+	if (rc || !t) {
+		fprintf(stderr, "modelfs serve: %s %s: %s\n", flag, path,
+			rc ? strerror(-rc) : "empty file");
+		free(t);
+		return -1;
+	}
+	if (*out) {
+		explicit_bzero(*out, strlen(*out));
+		free(*out);
+	}
+	*out = t;
+	return 0;
+}
+
+static void token_free(char *t)
+{
+	if (t) {
+		explicit_bzero(t, strlen(t));
+		free(t);
+	}
+}
 
 int mfs_cmd_serve(int argc, char **argv)
 {
@@ -64,6 +96,8 @@ int mfs_cmd_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "peer-token", required_argument, NULL, OPT_PEER_TOKEN },
+		{ "peer-token-file", required_argument, NULL, OPT_PEER_TOKEN_FILE },
+		{ "mirror-token-file", required_argument, NULL, OPT_MIRROR_TOKEN_FILE },
 		{ "pull-through", no_argument, NULL, OPT_PULL },
 		{ "endpoint", required_argument, NULL, OPT_ENDPOINT },
 		{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
@@ -79,6 +113,7 @@ int mfs_cmd_serve(int argc, char **argv)
 	/* static: still reachable at exit on every early return */
 	static struct mfs_src_list mirrors, peers;
 	static char host[64];
+	static char *peer_token, *mirror_token; /* from --*-token-file */
 	struct mfs_serve_config cfg = { .port = 8990, .fetch_timeout_ms = 60000 };
 	const char *endpoint_flag = NULL, *cache_flag = NULL, *token_file = NULL, *env;
 	char endpoint[2048], cache[PATH_MAX];
@@ -91,6 +126,7 @@ int mfs_cmd_serve(int argc, char **argv)
 	snprintf(host, sizeof(host), "127.0.0.1");
 	cfg.host = host;
 	cfg.peer_token = getenv("MODELFS_PEER_TOKEN");
+	cfg.mirror_token = getenv("MODELFS_MIRROR_TOKEN");
 	if ((env = getenv("MODELFS_MIRRORS")) && mfs_src_list_add(&mirrors, env))
 		return mfs_usage_error("serve", "MODELFS_MIRRORS: bad URL list");
 	if ((env = getenv("MODELFS_PEERS")) && mfs_src_list_add(&peers, env))
@@ -122,6 +158,20 @@ int mfs_cmd_serve(int argc, char **argv)
 		case OPT_PEER_TOKEN:
 			cfg.peer_token = optarg;
 			break;
+		case OPT_PEER_TOKEN_FILE:
+		case OPT_MIRROR_TOKEN_FILE: {
+			bool peer = c == OPT_PEER_TOKEN_FILE;
+			char **t = peer ? &peer_token : &mirror_token;
+			if (token_flag(peer ? "--peer-token-file" : "--mirror-token-file", optarg, t)) {
+				rc = 2;
+				goto out;
+			}
+			if (peer)
+				cfg.peer_token = *t;
+			else
+				cfg.mirror_token = *t;
+			break;
+		}
 		case OPT_PULL:
 			cfg.pull_through = true;
 			break;
@@ -214,10 +264,9 @@ out:
 		close(stop_pipe[0]);
 		close(stop_pipe[1]);
 	}
-	if (token) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
+	token_free(token);
+	token_free(peer_token);
+	token_free(mirror_token);
 	mfs_src_list_free(&mirrors);
 	mfs_src_list_free(&peers);
 	return rc;

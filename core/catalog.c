@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,16 +126,18 @@ static int remote_error(struct mfs_catalog *cat)
 }
 
 /* Repo info from the hub, else (hub down or failing) from each mirror in
- * turn. A mirror's "not found" does not override the hub's silence: it
- * may just not carry that repo. */
+ * turn (*from_hub false). A mirror's "not found" does not override the
+ * hub's silence: it may just not carry that repo. */
 static int remote_repo_info(struct mfs_catalog *cat, const struct mfs_repo *repo,
-			    const char *rev, struct mfs_repo_info *info)
+			    const char *rev, struct mfs_repo_info *info, bool *from_hub)
 {
 	int rc = -EHOSTDOWN;
 
+	*from_hub = false;
 	if (mfs_cat_hub_usable(cat)) {
 		rc = mfs_hub_repo_info(cat->hub, repo, rev, info);
 		mfs_cat_note_hub(cat, rc == 0 || rc == -ENOENT || rc == -EACCES ? 0 : rc);
+		*from_hub = rc == 0;
 		if (!is_transport_error(rc))
 			return rc;
 	}
@@ -167,6 +170,36 @@ static int remote_list_tree(struct mfs_catalog *cat, const struct mfs_repo *repo
 	return rc;
 }
 
+static int gated_rank(const char *g)
+{
+	return !strcmp(g, "false") ? 0 : !strcmp(g, "auto") ? 1 : 2;
+}
+
+/* Records a repo's visibility. Only the hub may clear private or gated:
+ * a mirror (stale, or hostile) saying "public" must not make a private
+ * repo's bytes servable by `modelfs serve`, so what a mirror says can
+ * only tighten what is known, and a repo known only through mirrors is
+ * recorded private. */
+static void record_visibility(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			      const struct mfs_repo_info *info, bool from_hub, int64_t now)
+{
+	bool priv = true;
+	char gated[16];
+	int64_t at;
+
+	if (from_hub) {
+		(void)mfs_ix_repo_put(cat->ix, repo, info->private_, info->gated, now);
+		return;
+	}
+	if (mfs_ix_repo_get(cat->ix, repo, &priv, gated, &at) != 0) {
+		priv = true;
+		snprintf(gated, sizeof(gated), "%s", info->gated);
+	} else if (gated_rank(info->gated) > gated_rank(gated)) {
+		snprintf(gated, sizeof(gated), "%s", info->gated);
+	}
+	(void)mfs_ix_repo_put(cat->ix, repo, priv || info->private_, gated, now);
+}
+
 /* Asks the hub (or a mirror) for repo info at rev and records what it
  * learns. */
 static int ask_hub(struct mfs_catalog *cat, const struct mfs_repo *repo,
@@ -174,14 +207,15 @@ static int ask_hub(struct mfs_catalog *cat, const struct mfs_repo *repo,
 {
 	struct mfs_repo_info info;
 	int64_t now = mfs_wall_ms();
-	int rc = remote_repo_info(cat, repo, rev, &info);
+	bool from_hub;
+	int rc = remote_repo_info(cat, repo, rev, &info, &from_hub);
 
 	if (rc)
 		return rc;
 	memcpy(commit, info.sha, 41);
 	*date_s = info.last_modified_s;
 	/* Index failures are logged by the index; the answer is still good. */
-	(void)mfs_ix_repo_put(cat->ix, repo, info.private_, info.gated, now);
+	record_visibility(cat, repo, &info, from_hub, now);
 	(void)mfs_ix_commit_put(cat->ix, repo, commit, info.last_modified_s);
 	if (!is_commit_sha(rev))
 		(void)mfs_ix_ref_put(cat->ix, repo, rev, commit, now);

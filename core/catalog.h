@@ -11,6 +11,10 @@
  *     mode) the last known commit is used, however old;
  *   - a tree is listed from the hub once per commit and kept in the index
  *     and in memory for the life of the catalog.
+ *   - a repo's visibility (private, gated) is recorded as the hub says;
+ *     a mirror's answer can only tighten it (a repo known only through
+ *     mirrors is recorded private): `modelfs serve` decides what it
+ *     serves anonymously from it.
  * A hub that failed at the transport level is not asked again for
  * dead_retry_ms (the caller gets the stale answer or the error at once),
  * so an offline mount does not wait on every lookup.

@@ -185,7 +185,7 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 		}
 		/* the hub token never leaves the hub's origin */
 		hc.token = hub_origin[0] && strcmp(o, hub_origin) == 0 ? cfg->hub_token
-								       : cfg->peer_token;
+								       : cfg->mirror_token;
 		rc = mfs_hub_new(&hc, &mh);
 		if (rc < 0)
 			goto fail;

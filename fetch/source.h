@@ -17,7 +17,9 @@
  *   - keeps per-source health: requests, errors, bytes, latency and
  *     throughput, demotions (mfs_srcset_stats, for `modelfs status`).
  * Tokens: the hub token goes only to the hub's origin (and to a mirror on
- * that same origin); mirrors and peers get the peer token, if any.
+ * that same origin); peers get the peer token, if any; other mirrors get
+ * only a token named for them (mirror_token), never the peer token: a
+ * mirror is anyone's HTTP server, often plain HTTP.
  *
  * What it does not do: verify content (core/blobio.c hashes whole blobs
  * and calls mfs_srcset_demote on a source that sent bad bytes), store
@@ -50,7 +52,9 @@ struct mfs_srcset_config {
 	const char *hub_endpoint;    /* the hub's URL: a mirror on its origin gets
 				      * the hub token */
 	const char *hub_token;       /* sent to a mirror on the hub's origin only */
-	const char *peer_token;      /* Bearer for peers and other mirrors */
+	const char *peer_token;      /* Bearer for peers only */
+	const char *mirror_token;    /* Bearer for mirrors not on the hub's origin;
+				      * NULL: none */
 	bool prefer_mirror;          /* mirrors before the hub */
 	const char *proxy;           /* NULL: libcurl's environment */
 	long connect_timeout_ms;     /* default 3000 */

@@ -314,6 +314,28 @@ static void skip_entry(struct mfs_hub_tree *t, const char *p, size_t n, const ch
 	mfs_warn("hub tree listing: skipping entry \"%s\": %s", shown, why);
 }
 
+/* The kernel refuses a lookup of a name over 255 bytes and a readdir
+ * entry over 1024: listing such an entry would make `ls` of its directory
+ * fail as a whole, so it is dropped here like any other bad entry. */
+#define KERNEL_NAME_MAX 255
+#define KERNEL_PATH_MAX 1024
+
+static bool kernel_name_ok(const char *p, size_t n)
+{
+	size_t start = 0;
+
+	if (n > KERNEL_PATH_MAX)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || p[i] == '/') {
+			if (i - start > KERNEL_NAME_MAX)
+				return false;
+			start = i + 1;
+		}
+	}
+	return true;
+}
+
 /* Validates one JSON item into *e (path not set); returns the reason it
  * is unacceptable, or NULL. */
 static const char *check_item(const struct mfs_json *it, struct mfs_entry *e, const char **path,
@@ -334,6 +356,8 @@ static const char *check_item(const struct mfs_json *it, struct mfs_entry *e, co
 		return "no path";
 	if (!mfs_path_valid(*path, *plen))
 		return "unsafe or invalid path";
+	if (!kernel_name_ok(*path, *plen))
+		return "name longer than the kernel accepts";
 	type = mfs_json_get_str(it, "type");
 	if (!type)
 		return "no type";

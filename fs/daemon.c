@@ -271,7 +271,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 			.mirrors = cfg->mirrors, .n_mirrors = cfg->n_mirrors,
 			.peers = cfg->peers, .n_peers = cfg->n_peers,
 			.hub_endpoint = cfg->endpoint, .hub_token = cfg->token,
-			.peer_token = cfg->peer_token, .prefer_mirror = cfg->prefer_mirror,
+			.peer_token = cfg->peer_token, .mirror_token = cfg->mirror_token, .prefer_mirror = cfg->prefer_mirror,
 			.proxy = cfg->proxy, .fetch_timeout_ms = cfg->fetch_timeout_ms,
 		};
 		rc = mfs_srcset_new(&sc, hub, &src);

@@ -33,7 +33,8 @@ struct mfs_mount_config {
 	size_t n_mirrors;
 	const char *const *peers;   /* `modelfs serve` URLs, asked by content id */
 	size_t n_peers;
-	const char *peer_token;     /* Bearer for peers/mirrors; never logged */
+	const char *peer_token;     /* Bearer for peers; never logged */
+	const char *mirror_token;   /* Bearer for mirrors (NULL: none); never logged */
 	bool prefer_mirror;         /* mirrors before the hub */
 	const char *proxy;          /* NULL: libcurl's environment (https_proxy...) */
 };

@@ -2,15 +2,22 @@
  * httpd.c - the HTTP/1.1 server core (see httpd.h for what it bounds).
  *
  * Threads: the loop thread owns every connection that is waiting for a
- * request (the `idle` array) and polls them; a complete request moves the
- * connection to the work queue, a worker owns it while it runs the
+ * request (the `idle` array) and polls them; it reads the head and the
+ * body of a request (non-blocking, against one deadline from the request's
+ * first byte), parses it, and only a complete request moves the
+ * connection to the work queue. A worker owns it while it runs the
  * handler, then hands it back through the `back` list and a wake pipe.
  * A connection is thus owned by exactly one thread at a time and needs no
  * lock of its own.
  *
- * Sockets stay non-blocking; workers wait with poll() and a deadline, so
- * a client that stops reading (or sends a body at 1 byte/s) costs one
- * worker for at most io_ms per stall.
+ * Workers take the oldest queued request whose client address holds fewer
+ * than per_client workers, so one address (a crawler, an attacker, a
+ * stuck peer) cannot take every worker; the others keep serving.
+ *
+ * Sockets stay non-blocking; a worker writing to a slow reader waits with
+ * poll() for at most io_ms per stall and, over the whole response, for at
+ * most io_ms + sent / min_send_rate in all: a reader taking one byte every
+ * few seconds is cut off instead of holding a worker forever.
  */
 #include "serve/httpd.h"
 
@@ -36,10 +43,19 @@
 struct mfs_httpd_conn {
 	struct mfs_httpd_conn *next;   /* in queue/back lists */
 	int fd;
+	uint32_t addr;                 /* client IPv4 address, network order */
+	char client[INET_ADDRSTRLEN];
 	char buf[MFS_HTTPD_MAX_HEADER + 1];
 	size_t len;
 	int64_t since_ms;              /* first byte of the current request, or idle start */
 	bool partial;                  /* some bytes of a request arrived */
+	/* the request being read (loop thread) or served (worker) */
+	bool have_head;                /* rq parsed; the body may still be arriving */
+	struct mfs_httpd_req rq;
+	size_t body_want;
+	/* response pacing (worker) */
+	int64_t blocked_ms;            /* time spent waiting for the reader */
+	uint64_t sent;
 	struct mfs_httpd *srv;
 };
 
@@ -61,6 +77,7 @@ struct mfs_httpd {
 	bool stopping;                          /* protected by mu */
 	int n_conns;                            /* protected by mu */
 	struct mfs_httpd_stats st;              /* protected by mu */
+	uint32_t *busy;     /* client address per worker, 0 = idle; protected by mu */
 	pthread_t *threads;
 	int nthreads;
 };
@@ -164,6 +181,11 @@ int mfs_httpd_parse(const char *buf, size_t len, struct mfs_httpd_req *rq, int64
 				return -400;
 		*colon = '\0';
 		v = colon + 1;
+		/* a bare CR or LF (or any control but HTAB) inside a value is how
+		 * requests are smuggled past a proxy that splits lines differently */
+		for (const char *p = v; *p; p++)
+			if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+				return -400;
 		while (*v == ' ' || *v == '\t')
 			v++;
 		ve = v + strlen(v);
@@ -216,6 +238,17 @@ static int wait_fd(int fd, short ev, int ms)
 	return 0;
 }
 
+/* How long a writer may still wait for this reader: io_ms per stall, and
+ * io_ms + sent / min_send_rate over the whole response. */
+static int64_t write_budget_ms(const struct mfs_httpd_conn *c)
+{
+	const struct mfs_httpd_config *cfg = &c->srv->cfg;
+	int64_t total = cfg->io_ms + (int64_t)(c->sent * 1000 / cfg->min_send_rate);
+	int64_t left = total - c->blocked_ms;
+
+	return left < cfg->io_ms ? left : cfg->io_ms;
+}
+
 int mfs_httpd_write(struct mfs_httpd_conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -225,14 +258,17 @@ int mfs_httpd_write(struct mfs_httpd_conn *c, const void *buf, size_t len)
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
+			c->sent += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* no progress for io_ms: the client is gone or too slow */
-			int rc = wait_fd(c->fd, POLLOUT, c->srv->cfg.io_ms);
+			int64_t budget = write_budget_ms(c), t0 = mfs_now_ms();
+			int rc = budget <= 0 ? -ETIMEDOUT : wait_fd(c->fd, POLLOUT, (int)budget);
+			c->blocked_ms += mfs_now_ms() - t0;
 			if (rc == -ETIMEDOUT) {
+				/* the client is gone or too slow */
 				pthread_mutex_lock(&c->srv->mu);
 				c->srv->st.timeouts++;
 				pthread_mutex_unlock(&c->srv->mu);
@@ -244,24 +280,6 @@ int mfs_httpd_write(struct mfs_httpd_conn *c, const void *buf, size_t len)
 		return n < 0 ? -errno : -EPIPE;
 	}
 	return 0;
-}
-
-static int read_more(struct mfs_httpd_conn *c, char *dst, size_t cap, int ms)
-{
-	for (;;) {
-		ssize_t n = recv(c->fd, dst, cap, 0);
-		if (n > 0)
-			return (int)n;
-		if (n == 0)
-			return -EPIPE;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		int rc = wait_fd(c->fd, POLLIN, ms);
-		if (rc)
-			return rc;
-	}
 }
 
 static void send_status(struct mfs_httpd_conn *c, int status)
@@ -283,18 +301,26 @@ static void send_status(struct mfs_httpd_conn *c, int status)
 
 /* ---- connections ------------------------------------------------------------ */
 
-static void conn_close(struct mfs_httpd *s, struct mfs_httpd_conn *c)
+static void conn_free(struct mfs_httpd_conn *c)
 {
 	close(c->fd);
+	mfs_httpd_req_clear(&c->rq);
 	free(c);
+}
+
+static void conn_close(struct mfs_httpd *s, struct mfs_httpd_conn *c)
+{
+	conn_free(c);
 	pthread_mutex_lock(&s->mu);
 	s->n_conns--;
 	pthread_mutex_unlock(&s->mu);
 }
 
-static bool head_complete(const struct mfs_httpd_conn *c)
+static void count(struct mfs_httpd *s, uint64_t *field)
 {
-	return memmem(c->buf, c->len, "\r\n\r\n", 4) != NULL;
+	pthread_mutex_lock(&s->mu);
+	(*field)++;
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void enqueue(struct mfs_httpd *s, struct mfs_httpd_conn *c)
@@ -306,83 +332,184 @@ static void enqueue(struct mfs_httpd *s, struct mfs_httpd_conn *c)
 	else
 		s->q_head = c;
 	s->q_tail = c;
-	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* One request on a connection the worker owns. true: keep the connection. */
-static bool handle_one(struct mfs_httpd *s, struct mfs_httpd_conn *c)
+enum step { NEED_MORE, READY, DROP };
+
+/* Moves what the buffer holds into the request: parses a complete head,
+ * takes the body bytes that came with it. Loop thread only. */
+static enum step conn_advance(struct mfs_httpd *s, struct mfs_httpd_conn *c)
 {
-	struct mfs_httpd_req rq;
 	int64_t clen;
-	int hl = mfs_httpd_parse(c->buf, c->len, &rq, &clen);
-	size_t used;
-	bool keep = false;
+	int hl;
+	size_t take;
 
-	pthread_mutex_lock(&s->mu);
-	s->st.requests++;
-	if (hl < 0)
-		s->st.bad_requests++;
-	pthread_mutex_unlock(&s->mu);
-	if (hl < 0) {
-		send_status(c, -hl);
-		goto out;
-	}
-	used = (size_t)hl;
-	if (clen > 0) {
-		size_t have;
-		if ((uint64_t)clen > s->cfg.max_body) {
+	if (!c->have_head) {
+		if (c->len == 0 || !memmem(c->buf, c->len, "\r\n\r\n", 4))
+			return NEED_MORE;
+		hl = mfs_httpd_parse(c->buf, c->len, &c->rq, &clen);
+		pthread_mutex_lock(&s->mu);
+		s->st.requests++;
+		if (hl < 0)
+			s->st.bad_requests++;
+		pthread_mutex_unlock(&s->mu);
+		if (hl < 0) {
+			send_status(c, -hl);
+			return DROP;
+		}
+		if (clen > 0 && (uint64_t)clen > s->cfg.max_body) {
 			send_status(c, 413);
-			goto out;
+			return DROP;
 		}
-		rq.body = malloc((size_t)clen + 1);
-		if (!rq.body) {
-			send_status(c, 503);
-			goto out;
+		c->rq.client = c->client;
+		c->have_head = true;
+		c->body_want = clen > 0 ? (size_t)clen : 0;
+		memmove(c->buf, c->buf + hl, c->len - (size_t)hl);
+		c->len -= (size_t)hl;
+		if (c->body_want) {
+			c->rq.body = malloc(c->body_want + 1);
+			if (!c->rq.body) {
+				send_status(c, 503);
+				return DROP;
+			}
 		}
-		have = c->len - used < (size_t)clen ? c->len - used : (size_t)clen;
-		memcpy(rq.body, c->buf + used, have);
-		used += have;
-		while (have < (size_t)clen) {
-			int n = read_more(c, rq.body + have, (size_t)clen - have, s->cfg.io_ms);
-			if (n < 0)
-				goto out;
-			have += (size_t)n;
-		}
-		rq.body[clen] = '\0';
-		rq.body_len = (size_t)clen;
 	}
-	/* keep pipelined bytes for the next request */
-	memmove(c->buf, c->buf + used, c->len - used);
-	c->len -= used;
-	keep = s->handler(s->hctx, &rq, c) == 0 && rq.keep_alive;
-out:
-	mfs_httpd_req_clear(&rq);
-	return keep;
+	/* body bytes that arrived with the head (the rest of buf is the next
+	 * pipelined request) */
+	take = c->body_want - c->rq.body_len;
+	if (take > c->len)
+		take = c->len;
+	if (take) {
+		memcpy(c->rq.body + c->rq.body_len, c->buf, take);
+		c->rq.body_len += take;
+		memmove(c->buf, c->buf + take, c->len - take);
+		c->len -= take;
+	}
+	if (c->rq.body_len < c->body_want)
+		return NEED_MORE;
+	if (c->rq.body)
+		c->rq.body[c->rq.body_len] = '\0';
+	return READY;
 }
+
+/* Reads what arrived; DROP when the connection is to be closed. The head
+ * is read only up to its end ("\r\n\r\n"): what follows is the body, read
+ * straight into the request, so a head plus a large body arriving
+ * together is not mistaken for an oversized head. */
+static enum step conn_readable(struct mfs_httpd *s, struct mfs_httpd_conn *c)
+{
+	for (;;) {
+		enum step st = conn_advance(s, c);
+		char *dst;
+		size_t room;
+		ssize_t n;
+
+		if (st != NEED_MORE)
+			return st;
+		if (c->have_head) {
+			dst = c->rq.body + c->rq.body_len;
+			room = c->body_want - c->rq.body_len;
+		} else {
+			dst = c->buf + c->len;
+			room = MFS_HTTPD_MAX_HEADER - c->len;
+			if (room == 0) {
+				count(s, &s->st.bad_requests);
+				send_status(c, 431);
+				return DROP;
+			}
+		}
+		n = recv(c->fd, dst, room, 0);
+		if (n > 0) {
+			if (!c->partial) {
+				c->partial = true;
+				c->since_ms = mfs_now_ms();
+			}
+			if (c->have_head)
+				c->rq.body_len += (size_t)n;
+			else
+				c->len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return DROP;
+		if (errno == EINTR)
+			continue;
+		return errno != EAGAIN && errno != EWOULDBLOCK ? DROP : NEED_MORE;
+	}
+}
+
+/* Workers a client address holds now (caller holds mu). */
+static int busy_of(const struct mfs_httpd *s, uint32_t addr)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->nthreads; i++)
+		n += s->busy[i] == addr;
+	return n;
+}
+
+/* The oldest queued connection whose client may take one more worker
+ * (caller holds mu); NULL if none. */
+static struct mfs_httpd_conn *dequeue(struct mfs_httpd *s)
+{
+	struct mfs_httpd_conn *prev = NULL;
+
+	for (struct mfs_httpd_conn *c = s->q_head; c; prev = c, c = c->next) {
+		if (busy_of(s, c->addr) >= s->cfg.per_client) {
+			s->st.client_waits++;
+			continue;
+		}
+		if (prev)
+			prev->next = c->next;
+		else
+			s->q_head = c->next;
+		if (s->q_tail == c)
+			s->q_tail = prev;
+		return c;
+	}
+	return NULL;
+}
+
+struct worker_arg {
+	struct mfs_httpd *s;
+	int idx;
+};
 
 static void *worker(void *arg)
 {
-	struct mfs_httpd *s = arg;
+	struct mfs_httpd *s = ((struct worker_arg *)arg)->s;
+	int idx = ((struct worker_arg *)arg)->idx;
 
+	free(arg);
 	for (;;) {
-		struct mfs_httpd_conn *c;
+		struct mfs_httpd_conn *c = NULL;
 		bool keep;
 
 		pthread_mutex_lock(&s->mu);
-		while (!s->q_head && !s->stopping)
+		while (!s->stopping && !(c = dequeue(s)))
 			pthread_cond_wait(&s->cv, &s->mu);
 		if (s->stopping) {
 			pthread_mutex_unlock(&s->mu);
 			break;
 		}
-		c = s->q_head;
-		s->q_head = c->next;
-		if (!s->q_head)
-			s->q_tail = NULL;
+		/* 0.0.0.0 never connects, so 0 can mean "idle" */
+		s->busy[idx] = c->addr ? c->addr : 1;
 		pthread_mutex_unlock(&s->mu);
 
-		keep = handle_one(s, c);
+		c->blocked_ms = 0;
+		c->sent = 0;
+		keep = s->handler(s->hctx, &c->rq, c) == 0 && c->rq.keep_alive;
+		mfs_httpd_req_clear(&c->rq);
+		c->have_head = false;
+		c->body_want = 0;
+
+		pthread_mutex_lock(&s->mu);
+		s->busy[idx] = 0;
+		/* a request of this client may be waiting for this worker */
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
 		if (!keep) {
 			conn_close(s, c);
 			continue;
@@ -409,7 +536,9 @@ static void idle_remove(struct mfs_httpd *s, int i)
 static void accept_all(struct mfs_httpd *s)
 {
 	for (;;) {
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct mfs_httpd_conn *c;
 		int one = 1;
 
@@ -449,39 +578,14 @@ static void accept_all(struct mfs_httpd *s)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->fd = fd;
 		c->srv = s;
+		c->addr = sa.sin_addr.s_addr;
+		if (!inet_ntop(AF_INET, &sa.sin_addr, c->client, sizeof(c->client)))
+			snprintf(c->client, sizeof(c->client), "?");
 		c->since_ms = mfs_now_ms();
 		pthread_mutex_lock(&s->mu);
 		s->n_conns++;
 		pthread_mutex_unlock(&s->mu);
 		s->idle[s->n_idle++] = c;
-	}
-}
-
-/* Reads what arrived; true when the connection is to be closed. */
-static bool conn_readable(struct mfs_httpd_conn *c)
-{
-	for (;;) {
-		size_t room = MFS_HTTPD_MAX_HEADER - c->len;
-		ssize_t n;
-
-		if (room == 0) {
-			send_status(c, 431);
-			return true;
-		}
-		n = recv(c->fd, c->buf + c->len, room, 0);
-		if (n > 0) {
-			if (!c->partial) {
-				c->partial = true;
-				c->since_ms = mfs_now_ms();
-			}
-			c->len += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return true;
-		if (errno == EINTR)
-			continue;
-		return errno != EAGAIN && errno != EWOULDBLOCK;
 	}
 }
 
@@ -513,14 +617,16 @@ int mfs_httpd_run(struct mfs_httpd *s, int stop_fd)
 		for (int i = s->n_idle - 1; i >= 0; i--) {
 			struct mfs_httpd_conn *c = s->idle[i];
 			short rev = r > 0 && 3 + i < n ? pf[3 + i].revents : 0;
-			bool drop = false;
+			enum step st = NEED_MORE;
+			bool drop;
 			if (rev & (POLLIN | POLLHUP | POLLERR))
-				drop = conn_readable(c);
-			if (!drop && c->len > 0 && head_complete(c)) {
+				st = conn_readable(s, c);
+			if (st == READY) {
 				idle_remove(s, i);
 				enqueue(s, c);
 				continue;
 			}
+			drop = st == DROP;
 			if (!drop && ((c->partial && now - c->since_ms > s->cfg.header_ms) ||
 				      (!c->partial && now - c->since_ms > s->cfg.idle_ms))) {
 				pthread_mutex_lock(&s->mu);
@@ -546,10 +652,11 @@ int mfs_httpd_run(struct mfs_httpd *s, int stop_fd)
 			pthread_mutex_unlock(&s->mu);
 			while (back) {
 				struct mfs_httpd_conn *c = back;
+				enum step st = conn_advance(s, c);
 				back = c->next;
-				if (c->len > 0 && head_complete(c))
+				if (st == READY)
 					enqueue(s, c); /* a pipelined request */
-				else if (s->n_idle < s->cfg.max_conns)
+				else if (st == NEED_MORE && s->n_idle < s->cfg.max_conns)
 					s->idle[s->n_idle++] = c;
 				else
 					conn_close(s, c);
@@ -593,6 +700,12 @@ int mfs_httpd_new(const struct mfs_httpd_config *cfg, mfs_httpd_handler h, void 
 		s->cfg.io_ms = 10000;
 	if (!s->cfg.max_body)
 		s->cfg.max_body = 1 << 20;
+	if (s->cfg.per_client <= 0) {
+		int reserve = s->cfg.workers / 4 > 1 ? s->cfg.workers / 4 : 1;
+		s->cfg.per_client = s->cfg.workers - reserve > 1 ? s->cfg.workers - reserve : 1;
+	}
+	if (!s->cfg.min_send_rate)
+		s->cfg.min_send_rate = 16 * 1024;
 	s->handler = h;
 	s->hctx = ctx;
 	/* each connection is a descriptor: make sure the limit allows ours */
@@ -628,14 +741,23 @@ int mfs_httpd_new(const struct mfs_httpd_config *cfg, mfs_httpd_handler h, void 
 	}
 	s->port = ntohs(sa.sin_port);
 	s->threads = calloc((size_t)s->cfg.workers, sizeof(pthread_t));
-	if (!s->threads) {
+	s->busy = calloc((size_t)s->cfg.workers, sizeof(*s->busy));
+	if (!s->threads || !s->busy) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	for (int i = 0; i < s->cfg.workers; i++) {
-		rc = -pthread_create(&s->threads[i], NULL, worker, s);
-		if (rc)
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		if (!wa) {
+			rc = -ENOMEM;
 			goto fail;
+		}
+		*wa = (struct worker_arg){ s, i };
+		rc = -pthread_create(&s->threads[i], NULL, worker, wa);
+		if (rc) {
+			free(wa);
+			goto fail;
+		}
 		s->nthreads++;
 	}
 	*out = s;
@@ -661,21 +783,18 @@ void mfs_httpd_free(struct mfs_httpd *s)
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
 	free(s->threads);
-	for (int i = 0; i < s->n_idle; i++) {
-		close(s->idle[i]->fd);
-		free(s->idle[i]);
-	}
+	for (int i = 0; i < s->n_idle; i++)
+		conn_free(s->idle[i]);
 	for (struct mfs_httpd_conn *c = s->q_head, *n; c; c = n) {
 		n = c->next;
-		close(c->fd);
-		free(c);
+		conn_free(c);
 	}
 	for (struct mfs_httpd_conn *c = s->back, *n; c; c = n) {
 		n = c->next;
-		close(c->fd);
-		free(c);
+		conn_free(c);
 	}
 	free(s->idle);
+	free(s->busy);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->wake[0] >= 0)

@@ -825,11 +825,13 @@ static int route_tree(struct mfs_serve *s, const struct mfs_httpd_req *rq,
 	return rc;
 }
 
-static void paths_add(const struct mfs_tree *t, const char *p, struct mfs_strbuf *sb, size_t *k)
+/* plen is the decoded length: a JSON "a.txt\u0000x" is not "a.txt" */
+static void paths_add(const struct mfs_tree *t, const char *p, size_t plen,
+		      struct mfs_strbuf *sb, size_t *k)
 {
 	uint32_t node;
 
-	if (!mfs_path_valid(p, strlen(p)) || mfs_tree_find(t, p, &node) != 0 || node == 0)
+	if (!p || !mfs_path_valid(p, plen) || mfs_tree_find(t, p, &node) != 0 || node == 0)
 		return;
 	if ((*k)++)
 		mfs_strbuf_puts(sb, ",");
@@ -858,13 +860,14 @@ static int route_paths_info(struct mfs_serve *s, const struct mfs_httpd_req *rq,
 			rc = reply_error(c, rq, 400, NULL, "Bad paths-info body", NULL);
 			goto out;
 		}
+		size_t plen = 0;
 		if (mfs_json_type(paths) == MFS_JSON_STRING) {
-			paths_add(t, mfs_json_str(paths, NULL), &sb, &k);
+			const char *p = mfs_json_str(paths, &plen);
+			paths_add(t, p, plen, &sb, &k);
 		} else if (mfs_json_type(paths) == MFS_JSON_ARRAY) {
 			for (size_t i = 0; i < mfs_json_len(paths) && i < 2000; i++) {
-				const char *p = mfs_json_str(mfs_json_at(paths, i), NULL);
-				if (p)
-					paths_add(t, p, &sb, &k);
+				const char *p = mfs_json_str(mfs_json_at(paths, i), &plen);
+				paths_add(t, p, plen, &sb, &k);
 			}
 		}
 	} else if (rq->body) {
@@ -874,7 +877,7 @@ static int route_paths_info(struct mfs_serve *s, const struct mfs_httpd_req *rq,
 			if (len > 6 && strncmp(p, "paths=", 6) == 0) {
 				char *v = malloc(len);
 				if (v && pct_decode(p + 6, len - 6, v, true))
-					paths_add(t, v, &sb, &k);
+					paths_add(t, v, strlen(v), &sb, &k);
 				free(v);
 				n++;
 			}
@@ -910,7 +913,13 @@ static int route_list(struct mfs_serve *s, const struct mfs_httpd_req *rq,
 	for (size_t i = 0; i < repos.n && (long)k < limit; i++) {
 		struct mfs_repo repo = { .type = type };
 		snprintf(repo.id, sizeof(repo.id), "%s/%s", org, repos.v[i]);
-		if (!repo_public(s, &repo) && !token_ok(s, rq))
+		bool priv = true;
+		char gated[16];
+		int64_t at;
+		/* like the hub: gated repos are listed (only their files need
+		 * access), private ones only to holders of the token */
+		if ((mfs_ix_repo_get(s->ix, &repo, &priv, gated, &at) != 0 || priv) &&
+		    !token_ok(s, rq))
 			continue;
 		mfs_strbuf_puts(&sb, k++ ? ",{\"id\":" : "{\"id\":");
 		mfs_strbuf_json_str(&sb, repo.id, strlen(repo.id));
@@ -1189,7 +1198,8 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 			.mirrors = cfg->mirrors, .n_mirrors = cfg->n_mirrors,
 			.peers = cfg->peers, .n_peers = cfg->n_peers, .self_url = self,
 			.hub_endpoint = cfg->endpoint, .hub_token = cfg->token,
-			.peer_token = cfg->peer_token, .proxy = cfg->proxy,
+			.peer_token = cfg->peer_token, .mirror_token = cfg->mirror_token,
+			.proxy = cfg->proxy,
 			.fetch_timeout_ms = cfg->fetch_timeout_ms,
 		};
 		if (cfg->endpoint) {

@@ -35,6 +35,8 @@ struct mfs_serve_config {
 	bool pull_through;
 	const char *endpoint;        /* hub, for pull-through */
 	const char *token;           /* hub token; never logged, never served */
+	const char *mirror_token;    /* Bearer for mirrors; NULL: none (never the
+				      * peer or hub token) */
 	const char *const *mirrors;
 	size_t n_mirrors;
 	const char *const *peers;

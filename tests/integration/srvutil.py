@@ -91,3 +91,24 @@ def wait_port_closed(url, timeout=5):
             return True
         time.sleep(0.05)
     return False
+
+
+def raw(url, payload, timeout=5, source=None):
+    """Sends payload on a fresh connection; returns all the server sends."""
+    port = int(url.rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout,
+                                 source_address=(source, 0) if source else None)
+    try:
+        s.sendall(payload)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()

@@ -12,7 +12,7 @@ import threading
 import time
 
 from harness import MountCase, make_repo, rand_bytes, sha256, write_tokens
-from srvutil import free_port, http, rss_kb, start_serve
+from srvutil import free_port, http, raw, rss_kb, start_serve
 
 MiB = 1 << 20
 
@@ -99,21 +99,7 @@ class ServeCache(MountCase):
         self.assertFileEqual(os.path.join(mp, "Lab", "gated", "g.bin"), self.data[:MiB])
 
     def raw(self, payload, timeout=5):
-        s = socket.create_connection(("127.0.0.1", int(self.url.rsplit(":", 1)[1])), timeout)
-        try:
-            s.sendall(payload)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except (socket.timeout, ConnectionResetError):
-                    break  # a reset after an oversized request may eat the answer
-                if not chunk:
-                    break
-                out += chunk
-            return out
-        finally:
-            s.close()
+        return raw(self.url, payload, timeout)
 
     def status_of(self, payload):
         head = self.raw(payload).split(b"\r\n", 1)[0]

@@ -442,6 +442,45 @@ Test(tree, deep_paths)
 	free(p200);
 }
 
+/* The kernel refuses a name over 255 bytes at lookup and a readdir entry
+ * over 1024: a hostile hub listing such names must not break `ls`, so they
+ * are dropped at the listing (issue 12, finding 10). */
+Test(tree, names_the_kernel_refuses_are_dropped)
+{
+	struct mfs_hub_tree *t;
+	struct mfs_entry *v;
+	size_t n;
+	char name255[256], name256[257], *long_path = malloc(1100);
+	struct mfs_strbuf sb = MFS_STRBUF_INIT;
+
+	memset(name255, 'n', 255);
+	name255[255] = '\0';
+	memset(name256, 'm', 256);
+	name256[256] = '\0';
+	/* 5 components of 200 + 4 slashes + "/x": 1006 ok; one more: over 1024 */
+	for (size_t i = 0; i < 1100; i++)
+		long_path[i] = i % 201 == 200 ? '/' : 'd';
+	long_path[1030] = '\0';
+	mfs_strbuf_printf(&sb, "[{\"type\":\"file\",\"oid\":\"%s\",\"size\":1,\"path\":\"%s\"},"
+			  "{\"type\":\"file\",\"oid\":\"%s\",\"size\":2,\"path\":\"dir/%s\"},"
+			  "{\"type\":\"file\",\"oid\":\"%s\",\"size\":3,\"path\":\"%s\"},"
+			  "{\"type\":\"file\",\"oid\":\"%s\",\"size\":4,\"path\":\"ok.txt\"}]",
+			  SHA1A, name255, SHA1A, name256, SHA1A, long_path, SHA1A);
+	cr_assert_eq(mfs_hub_tree_new(&t), 0);
+	cr_assert_eq(mfs_hub_tree_add_page(t, sb.buf, sb.len), 0);
+	cr_expect_eq(mfs_hub_tree_skipped(t), 2);
+	cr_assert_eq(mfs_hub_tree_finish(t, &v, &n), 0);
+	cr_expect_eq(n, 2, "name255 and ok.txt, got %zu", n);
+	cr_expect_not_null(find(v, n, name255));
+	cr_expect_not_null(find(v, n, "ok.txt"));
+	for (size_t i = 0; i < n; i++)
+		cr_expect(strlen(v[i].path) <= 1024);
+	mfs_entries_free(v, n);
+	mfs_hub_tree_free(t);
+	mfs_strbuf_free(&sb);
+	free(long_path);
+}
+
 /* ---------------- argument checks (no network needed) ---------------- */
 
 static int null_sink(void *ctx, uint64_t off, const void *d, size_t len)
