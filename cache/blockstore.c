@@ -1,30 +1,53 @@
 /*
- * blockstore.c - the block cache on disk: one file per (blob id, block
- * index) under <root>/blocks/<id[0:2]>/<id[2:4]>/<id>/<idx>.
+ * blockstore.c - the block cache on disk: per blob, one sparse data file
+ * and one record file under <root>/blobs/<id[0:2]>/ (see blockstore.h).
  *
- * Block file format (all integers little-endian, written byte by byte so
- * the format does not depend on the host):
+ * Record file (all integers little-endian, written byte by byte so the
+ * format does not depend on the host):
  *
- *   off len  field
- *     0   4  magic "MFSB"
- *     4   1  version (1)
- *     5   1  codec (0 raw, 1 zstd)
- *     6   2  reserved, 0
- *     8   4  raw_len
- *    12   4  stored payload length (= file size - 32)
+ *   header, offset 0:
+ *     0   4  magic "MFSX"
+ *     4   1  version (2)
+ *     5   3  reserved, 0
+ *     8   4  slot = the blob's block size (block i's payload is at i * slot
+ *            in the data file)
+ *    12  12  reserved, 0
+ *    24   8  XXH64(bytes 0..23, seed 0)
+ *   record of block i, offset 32 * (i + 1); all zero = absent:
+ *     0   4  magic "MFSR"
+ *     4   1  codec (0 raw, 1 zstd)
+ *     5   3  reserved, 0
+ *     8   4  raw_len (<= slot)
+ *    12   4  stored payload length (= raw_len when raw, < raw_len when zstd)
  *    16   8  XXH64(raw bytes, seed 0)
- *    24   8  reserved, 0
- *    32   -  payload
+ *    24   8  XXH64(record bytes 0..23, seed i): a torn record, or one
+ *            written at the wrong index, never looks valid
  *
- * Crash safety comes from writing a temp file in the block's directory and
- * renaming it into place, plus full verification on every read: a torn or
- * bit-rotted block is unlinked and reported as -EBADMSG so the caller
- * refetches it. No fsync: losing a block in a power cut costs one refetch,
- * while fsync per 4 MiB block would halve cold-read throughput.
+ * Why this is crash safe without temp files or fsync: a put of block i
+ * (1) clears record i if it was set, (2) pwrites the payload into the slot,
+ * (3) pwrites the record. kill -9 between any two steps leaves record i
+ * absent or describing a complete payload (a 32-byte pwrite inside one page
+ * is not split by a signal); a power cut can still reorder what reaches the
+ * disk, which is why every get checks the record's own checksum and the
+ * XXH64 of the payload: a mismatch clears the record, punches the slot
+ * and returns -EBADMSG (the caller refetches). fsync per block would halve
+ * cold-read throughput and buys nothing the checksums do not.
+ *
+ * Concurrency. Within a process, puts, gets and drops of one block are
+ * serialized by a striped rwlock of the open blob (gets share it). Across
+ * processes (mount daemon, `modelfs prefetch`, `serve`), step (1) makes a
+ * get that read a payload while another process rewrote it see a different
+ * record when it re-reads the record after a checksum mismatch: it then
+ * retries instead of dropping the new block.
+ *
+ * Open blobs are kept in a small table of descriptors (BS_OPEN_MAX, least
+ * recently used closed first) so a block costs one pwrite (raw) and one
+ * 32-byte pwrite, not an open/write/rename/close. A blob removed by another
+ * process is noticed by fstat (st_nlink 0) and reopened.
  *
  * zstd contexts and the scratch buffer for compressed payloads come from a
- * small mutex-protected pool inside struct mfs_bs (one entry per thread
- * that is concurrently inside put/get), so no call allocates a context.
+ * small mutex-protected pool (one entry per thread concurrently inside
+ * put/get), so no call allocates a context.
  *
  * It does not decide what to evict, keep an index, or fetch anything.
  */
@@ -35,30 +58,32 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cache/bs_migrate.h"
 #include "util/hash.h"
 
 #define BS_HDR_LEN 32
-#define BS_VERSION 1
+#define BS_REC_LEN 32
+#define BS_VERSION 2
 #define BS_CODEC_RAW 0
 #define BS_CODEC_ZSTD 1
 #define BS_SAMPLE_LEN (64 * 1024)
-#define BS_TMP_PREFIX ".tmp."
-#define BS_TMP_STALE_SECS 3600
-/* "aa/bb/<64 hex>/<10 digits>" plus NUL, and room for a temp name. */
-#define BS_REL_MAX 160
-#define BS_PUT_RETRIES 64
+#define BS_STALE_SECS 3600
+#define BS_OPEN_MAX 32
+#define BS_STRIPES 16
+#define BS_GET_TRIES 8
+/* Reopens of a blob a concurrent drop keeps removing before giving up. */
+#define BS_OPEN_TRIES 64
+/* "aa/<64 hex>.rec" plus NUL. */
+#define BS_REL_MAX 80
 
 struct bs_ctx {
 	struct bs_ctx *next;     /* protected by mfs_bs.pool_lock while pooled */
@@ -68,12 +93,31 @@ struct bs_ctx {
 	size_t scratch_cap;
 };
 
+/* One open blob. id, fds and slot are fixed after open. */
+struct bs_blob {
+	char id[65];
+	int data_fd, rec_fd;
+	uint32_t slot;
+	unsigned refs;           /* protected by mfs_bs.lock */
+	bool in_table;           /* protected by mfs_bs.lock */
+	uint64_t used;           /* LRU stamp; protected by mfs_bs.lock */
+	pthread_rwlock_t stripe[BS_STRIPES]; /* block idx % BS_STRIPES */
+};
+
 struct mfs_bs {
 	char *root;
-	int blocks_fd;               /* <root>/blocks, O_DIRECTORY */
+	int blobs_fd;                /* <root>/blobs, O_DIRECTORY */
+	pthread_mutex_t lock;
+	struct bs_blob *open[BS_OPEN_MAX]; /* protected by lock */
+	uint64_t clock;              /* protected by lock */
 	pthread_mutex_t pool_lock;
 	struct bs_ctx *pool;         /* protected by pool_lock */
-	atomic_uint_fast64_t tmp_seq; /* makes temp names unique within a process */
+};
+
+struct bs_rec {
+	int codec;
+	uint32_t raw_len, stored;
+	uint64_t xxh;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -127,57 +171,55 @@ static int norm_id(const char *id, char out[65])
 	return 0;
 }
 
-static void blob_dir(const char *id, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%.2s/%.2s/%s", id, id + 2, id);
-}
-
-static void block_path(const char *id, uint32_t idx, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%.2s/%.2s/%s/%u", id, id + 2, id, idx);
-}
-
-/* Parses a canonical decimal block index ("0", "17"; no leading zeros, no
- * sign) so that scan reports exactly the names put creates. */
-static bool parse_idx(const char *s, uint32_t *out)
-{
-	uint64_t v = 0;
-	size_t n = 0;
-
-	if (!s[0] || (s[0] == '0' && s[1]))
-		return false;
-	for (; s[n]; n++) {
-		if (s[n] < '0' || s[n] > '9' || n >= 10)
-			return false;
-		v = v * 10 + (uint64_t)(s[n] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
 static bool is_hex_name(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
-	return s[n] == '\0';
+	return true;
 }
 
-static int pread_full(int fd, void *buf, size_t len, off_t off)
+static void rel_data(const char *id, char out[BS_REL_MAX])
+{
+	snprintf(out, BS_REL_MAX, "%.2s/%s", id, id);
+}
+
+static void rel_rec(const char *id, char out[BS_REL_MAX])
+{
+	snprintf(out, BS_REL_MAX, "%.2s/%s.rec", id, id);
+}
+
+/* Reads up to len bytes; returns the count read (short only at EOF). */
+static ssize_t pread_most(int fd, void *buf, size_t len, off_t off)
 {
 	uint8_t *p = buf;
+	size_t got = 0;
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
+	while (got < len) {
+		ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (n == 0)
-			return -EBADMSG; /* shorter than the header claims */
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
 		p += n;
 		len -= (size_t)n;
 		off += n;
@@ -185,26 +227,83 @@ static int pread_full(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static int writev_full(int fd, struct iovec *iov, int cnt)
+static void punch(int fd, uint64_t off, uint64_t len)
 {
-	while (cnt > 0) {
-		ssize_t n = writev(fd, iov, cnt);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
+	/* Frees the space; a file system without hole punching keeps the
+	 * stale bytes, which no record points at. */
+	if (len)
+		(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)off, (off_t)len);
+}
+
+static off_t rec_off(uint32_t idx)
+{
+	return (off_t)BS_HDR_LEN + (off_t)idx * BS_REC_LEN;
+}
+
+static void rec_encode(uint8_t r[BS_REC_LEN], uint32_t idx, const struct bs_rec *v)
+{
+	memset(r, 0, BS_REC_LEN);
+	memcpy(r, "MFSR", 4);
+	r[4] = (uint8_t)v->codec;
+	put_le32(r + 8, v->raw_len);
+	put_le32(r + 12, v->stored);
+	put_le64(r + 16, v->xxh);
+	put_le64(r + 24, mfs_xxh64(r, 24, idx));
+}
+
+/* 1 valid, 0 absent (all zero or past the end), -EBADMSG torn or bogus. */
+static int rec_decode(const uint8_t r[BS_REC_LEN], uint32_t idx, uint32_t slot,
+		      struct bs_rec *v)
+{
+	static const uint8_t zero[BS_REC_LEN];
+
+	if (memcmp(r, zero, BS_REC_LEN) == 0)
+		return 0;
+	if (memcmp(r, "MFSR", 4) != 0 || r[5] || r[6] || r[7] ||
+	    get_le64(r + 24) != mfs_xxh64(r, 24, idx))
+		return -EBADMSG;
+	v->codec = r[4];
+	v->raw_len = get_le32(r + 8);
+	v->stored = get_le32(r + 12);
+	v->xxh = get_le64(r + 16);
+	if (v->raw_len > slot)
+		return -EBADMSG;
+	if (v->codec == BS_CODEC_RAW ? v->stored != v->raw_len
+	    : v->codec != BS_CODEC_ZSTD || v->stored >= v->raw_len)
+		return -EBADMSG;
+	return 1;
+}
+
+static int rec_read(struct bs_blob *b, uint32_t idx, uint8_t r[BS_REC_LEN])
+{
+	ssize_t n = pread_most(b->rec_fd, r, BS_REC_LEN, rec_off(idx));
+
+	if (n < 0)
+		return (int)n;
+	if (n < BS_REC_LEN)
+		memset(r + n, 0, BS_REC_LEN - (size_t)n); /* past the end: absent */
 	return 0;
+}
+
+static void hdr_encode(uint8_t h[BS_HDR_LEN], uint32_t slot)
+{
+	memset(h, 0, BS_HDR_LEN);
+	memcpy(h, "MFSX", 4);
+	h[4] = BS_VERSION;
+	put_le32(h + 8, slot);
+	put_le64(h + 24, mfs_xxh64(h, 24, 0));
+}
+
+/* The slot size of a valid header; 0 if it is not one. */
+static uint32_t hdr_slot(const uint8_t h[BS_HDR_LEN])
+{
+	static const uint8_t zero[16];
+
+	if (memcmp(h, "MFSX", 4) != 0 || h[4] != BS_VERSION || h[5] || h[6] || h[7] ||
+	    memcmp(h + 12, zero, 12) != 0 || get_le64(h + 24) != mfs_xxh64(h, 24, 0))
+		return 0;
+	return get_le32(h + 8);
 }
 
 /* ------------------------------------------------------------- context pool */
@@ -254,6 +353,219 @@ static int ctx_scratch(struct bs_ctx *c, size_t need)
 	return 0;
 }
 
+/* ------------------------------------------------------------- open blobs */
+
+static void blob_free(struct bs_blob *b)
+{
+	if (b->data_fd >= 0)
+		close(b->data_fd);
+	if (b->rec_fd >= 0)
+		close(b->rec_fd);
+	for (int i = 0; i < BS_STRIPES; i++)
+		pthread_rwlock_destroy(&b->stripe[i]);
+	free(b);
+}
+
+static void blob_release(struct mfs_bs *bs, struct bs_blob *b)
+{
+	bool last;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&bs->lock);
+	last = --b->refs == 0 && !b->in_table;
+	pthread_mutex_unlock(&bs->lock);
+	if (last)
+		blob_free(b);
+}
+
+/* Takes b out of the table (it stays usable by whoever holds it). Called
+ * with bs->lock held. */
+static void table_remove_locked(struct mfs_bs *bs, struct bs_blob *b)
+{
+	for (int i = 0; i < BS_OPEN_MAX; i++)
+		if (bs->open[i] == b) {
+			bs->open[i] = NULL;
+			b->in_table = false;
+			if (b->refs == 0)
+				blob_free(b);
+			return;
+		}
+}
+
+/* Opens a file of the blob: read-write, or read-only where the cache is
+ * not writable to us (a `modelfs verify` of someone's read-only cache). */
+static int open_rel(struct mfs_bs *bs, const char *rel, bool create)
+{
+	int fl = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0);
+	int fd = openat(bs->blobs_fd, rel, fl, 0600);
+
+	if (fd < 0 && !create && (errno == EACCES || errno == EROFS || errno == EPERM))
+		fd = openat(bs->blobs_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Opens the files of blob id (creating them with slot `create_slot` when
+ * non-zero). Called with bs->lock held so that no drop_blob of this process
+ * runs between opening the record file and the data file. */
+static int blob_open_locked(struct mfs_bs *bs, const char *id, uint32_t create_slot,
+			    struct bs_blob **out)
+{
+	char rel[BS_REL_MAX];
+	uint8_t h[BS_HDR_LEN];
+	struct bs_blob *b = calloc(1, sizeof(*b));
+	bool create = create_slot != 0;
+	ssize_t n;
+	int rc;
+
+	if (!b)
+		return -ENOMEM;
+	b->data_fd = b->rec_fd = -1;
+	for (int i = 0; i < BS_STRIPES; i++)
+		pthread_rwlock_init(&b->stripe[i], NULL);
+	memcpy(b->id, id, strlen(id) + 1);
+	/* The record file first: a data file without one is an orphan that
+	 * scan removes, never a blob. */
+	rel_rec(id, rel);
+	rc = open_rel(bs, rel, create);
+	if (rc == -ENOENT && create) {
+		char fan[3] = { id[0], id[1], '\0' };
+		if (mkdirat(bs->blobs_fd, fan, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			goto fail;
+		}
+		rc = open_rel(bs, rel, create);
+	}
+	if (rc < 0)
+		goto fail;
+	b->rec_fd = rc;
+	n = pread_most(b->rec_fd, h, BS_HDR_LEN, 0);
+	if (n < 0) {
+		rc = (int)n;
+		goto fail;
+	}
+	if (n == BS_HDR_LEN && (b->slot = hdr_slot(h)) != 0) {
+		/* an existing blob */
+	} else if (create && n == 0) {
+		hdr_encode(h, create_slot);
+		if ((rc = pwrite_full(b->rec_fd, h, BS_HDR_LEN, 0)) < 0)
+			goto fail;
+		b->slot = create_slot;
+	} else {
+		/* A header torn by a crash while the blob was created (or
+		 * damaged): nothing in this blob can be trusted. */
+		rc = create || n > 0 ? -EBADMSG : -ENOENT;
+		goto fail;
+	}
+	rel_data(id, rel);
+	if ((rc = open_rel(bs, rel, create)) < 0)
+		goto fail;
+	b->data_fd = rc;
+	*out = b;
+	return 0;
+fail:
+	blob_free(b);
+	return rc;
+}
+
+static void unlink_blob_files(struct mfs_bs *bs, const char *id)
+{
+	char rel[BS_REL_MAX];
+
+	rel_rec(id, rel);
+	(void)unlinkat(bs->blobs_fd, rel, 0);
+	rel_data(id, rel);
+	(void)unlinkat(bs->blobs_fd, rel, 0);
+}
+
+/* Removes blob id from the table and from disk. Called with bs->lock held. */
+static void drop_blob_locked(struct mfs_bs *bs, const char *id)
+{
+	for (int i = 0; i < BS_OPEN_MAX; i++)
+		if (bs->open[i] && strcmp(bs->open[i]->id, id) == 0) {
+			table_remove_locked(bs, bs->open[i]);
+			break;
+		}
+	unlink_blob_files(bs, id);
+}
+
+/* A referenced open blob (normalized id). create_slot != 0: create it if
+ * absent, and recreate it if it was stored with another slot size.
+ * -ENOENT when absent and not creating. */
+static int blob_get(struct mfs_bs *bs, const char *id, uint32_t create_slot,
+		    struct bs_blob **out)
+{
+	struct bs_blob *b = NULL;
+	struct stat st;
+	int rc = 0, free_i = -1, lru_i = -1;
+
+	for (int attempt = 0; attempt < BS_OPEN_TRIES; attempt++) {
+		pthread_mutex_lock(&bs->lock);
+		b = NULL;
+		for (int i = 0; i < BS_OPEN_MAX; i++) {
+			struct bs_blob *o = bs->open[i];
+			if (o && strcmp(o->id, id) == 0) {
+				b = o;
+				break;
+			}
+		}
+		if (!b) {
+			rc = blob_open_locked(bs, id, create_slot, &b);
+			if (rc == -EBADMSG && create_slot) {
+				/* Torn header: start the blob over. */
+				unlink_blob_files(bs, id);
+				rc = blob_open_locked(bs, id, create_slot, &b);
+			}
+			if (rc < 0) {
+				pthread_mutex_unlock(&bs->lock);
+				return rc;
+			}
+			free_i = lru_i = -1;
+			for (int i = 0; i < BS_OPEN_MAX; i++) {
+				struct bs_blob *o = bs->open[i];
+				if (!o) {
+					free_i = i;
+					break;
+				}
+				if (o->refs == 0 && (lru_i < 0 || o->used < bs->open[lru_i]->used))
+					lru_i = i;
+			}
+			if (free_i < 0 && lru_i >= 0) {
+				table_remove_locked(bs, bs->open[lru_i]);
+				free_i = lru_i;
+			}
+			if (free_i >= 0) {
+				bs->open[free_i] = b;
+				b->in_table = true;
+			}
+			/* else every slot is busy: b lives until released. */
+		}
+		b->refs++;
+		b->used = ++bs->clock;
+		if (create_slot && b->slot != create_slot) {
+			/* Stored with another block size: the old blocks are of
+			 * no use to this caller. */
+			drop_blob_locked(bs, id);
+			pthread_mutex_unlock(&bs->lock);
+			blob_release(bs, b);
+			continue;
+		}
+		pthread_mutex_unlock(&bs->lock);
+		/* Removed by another process since we opened it: reopen. */
+		if (fstat(b->rec_fd, &st) == 0 && st.st_nlink == 0) {
+			pthread_mutex_lock(&bs->lock);
+			if (b->in_table)
+				table_remove_locked(bs, b);
+			pthread_mutex_unlock(&bs->lock);
+			blob_release(bs, b);
+			continue;
+		}
+		*out = b;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
 /* --------------------------------------------------------------- open/close */
 
 static int mkdir_p(const char *path)
@@ -284,7 +596,7 @@ static int mkdir_p(const char *path)
 int mfs_bs_open(const char *root, struct mfs_bs **out)
 {
 	struct mfs_bs *bs = NULL;
-	char *blocks = NULL;
+	char *blobs = NULL;
 	int rc;
 
 	*out = NULL;
@@ -293,26 +605,29 @@ int mfs_bs_open(const char *root, struct mfs_bs **out)
 	bs = calloc(1, sizeof(*bs));
 	if (!bs)
 		return -ENOMEM;
-	bs->blocks_fd = -1;
+	bs->blobs_fd = -1;
+	pthread_mutex_init(&bs->lock, NULL);
 	pthread_mutex_init(&bs->pool_lock, NULL);
 	bs->root = strdup(root);
-	if (!bs->root || asprintf(&blocks, "%s/blocks", root) < 0) {
-		blocks = NULL;
+	if (!bs->root || asprintf(&blobs, "%s/blobs", root) < 0) {
+		blobs = NULL;
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = mkdir_p(blocks)) < 0)
+	if ((rc = mkdir_p(blobs)) < 0)
 		goto out;
-	bs->blocks_fd = open(blocks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (bs->blocks_fd < 0) {
+	bs->blobs_fd = open(blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (bs->blobs_fd < 0) {
 		rc = -errno;
 		goto out;
 	}
+	if ((rc = mfs_bs_migrate_v1(bs, root)) < 0)
+		goto out;
 	*out = bs;
 	bs = NULL;
 	rc = 0;
 out:
-	free(blocks);
+	free(blobs);
 	if (bs)
 		mfs_bs_close(bs);
 	return rc;
@@ -322,13 +637,17 @@ void mfs_bs_close(struct mfs_bs *bs)
 {
 	if (!bs)
 		return;
+	for (int i = 0; i < BS_OPEN_MAX; i++)
+		if (bs->open[i])
+			blob_free(bs->open[i]);
 	while (bs->pool) {
 		struct bs_ctx *c = bs->pool;
 		bs->pool = c->next;
 		ctx_free(c);
 	}
-	if (bs->blocks_fd >= 0)
-		close(bs->blocks_fd);
+	if (bs->blobs_fd >= 0)
+		close(bs->blobs_fd);
+	pthread_mutex_destroy(&bs->lock);
 	pthread_mutex_destroy(&bs->pool_lock);
 	free(bs->root);
 	free(bs);
@@ -350,7 +669,7 @@ static int choose_payload(struct bs_ctx *c, const void *data, size_t len, int le
 	*plen = len;
 	*codec = BS_CODEC_RAW;
 	if (len < 64)
-		return 0; /* headers of tiny blocks dominate; not worth it */
+		return 0; /* not worth a frame header */
 	if (!c->cctx && !(c->cctx = ZSTD_createCCtx()))
 		return -ENOMEM;
 	if ((rc = ctx_scratch(c, ZSTD_compressBound(len))) < 0)
@@ -369,393 +688,342 @@ static int choose_payload(struct bs_ctx *c, const void *data, size_t len, int le
 	return 0;
 }
 
-static int mkdirs_for(struct mfs_bs *bs, const char *id)
-{
-	char rel[BS_REL_MAX];
-
-	snprintf(rel, sizeof(rel), "%.2s", id);
-	if (mkdirat(bs->blocks_fd, rel, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	snprintf(rel, sizeof(rel), "%.2s/%.2s", id, id + 2);
-	if (mkdirat(bs->blocks_fd, rel, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	blob_dir(id, rel, sizeof(rel));
-	if (mkdirat(bs->blocks_fd, rel, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx,
+int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
 	       const void *data, size_t len, int level, struct mfs_bs_stats *st)
 {
-	char nid[65], dir[BS_REL_MAX], tmp[BS_REL_MAX + 96], dst[BS_REL_MAX];
-	uint8_t hdr[BS_HDR_LEN];
+	char nid[65];
+	uint8_t r[BS_REC_LEN];
 	struct bs_ctx *c = NULL;
+	struct bs_blob *b = NULL;
+	struct bs_rec old, v;
 	const void *payload;
 	size_t plen;
-	int codec, fd = -1, rc;
+	uint64_t off;
+	int codec, had, rc;
 
-	if (!bs || (!data && len))
+	if (!bs || (!data && len) || !block_size || len > block_size)
 		return -EINVAL;
 	if ((rc = norm_id(id, nid)) < 0)
 		return rc;
-	if (len > UINT32_MAX)
-		return -EFBIG;
 	c = ctx_get(bs);
 	if (!c)
 		return -ENOMEM;
 	if ((rc = choose_payload(c, data, len, level, &payload, &plen, &codec)) < 0)
 		goto out;
+	v.codec = codec;
+	v.raw_len = (uint32_t)len;
+	v.stored = (uint32_t)plen;
+	v.xxh = mfs_xxh64(data, len, 0);
+	off = (uint64_t)idx * block_size;
 
-	memcpy(hdr, "MFSB", 4);
-	hdr[4] = BS_VERSION;
-	hdr[5] = (uint8_t)codec;
-	hdr[6] = hdr[7] = 0;
-	put_le32(hdr + 8, (uint32_t)len);
-	put_le32(hdr + 12, (uint32_t)plen);
-	put_le64(hdr + 16, mfs_xxh64(data, len, 0));
-	put_le64(hdr + 24, 0);
-
-	blob_dir(nid, dir, sizeof(dir));
-	block_path(nid, idx, dst, sizeof(dst));
-	/* Retry when a concurrent drop_blob removes the directory between our
-	 * mkdir and open/rename. */
-	for (int attempt = 0; attempt < BS_PUT_RETRIES; attempt++) {
-		struct iovec iov[2] = {
-			{ hdr, BS_HDR_LEN },
-			{ (void *)payload, plen },
-		};
-		snprintf(tmp, sizeof(tmp), "%s/" BS_TMP_PREFIX "%u.%ld.%ld.%llu", dir, idx,
-			 (long)getpid(), (long)syscall(SYS_gettid),
-			 (unsigned long long)atomic_fetch_add(&bs->tmp_seq, 1));
-		fd = openat(bs->blocks_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 && errno == ENOENT) {
-			/* -ENOENT here means a concurrent drop_blob pruned a
-			 * parent again: just retry. */
-			if ((rc = mkdirs_for(bs, nid)) < 0 && rc != -ENOENT)
-				goto out;
-			continue;
-		}
-		if (fd < 0) {
-			rc = -errno;
-			goto out;
-		}
-		rc = writev_full(fd, iov, plen ? 2 : 1);
-		if (close(fd) < 0 && rc == 0)
-			rc = -errno;
-		fd = -1;
-		if (rc < 0) {
-			unlinkat(bs->blocks_fd, tmp, 0);
-			goto out;
-		}
-		if (renameat(bs->blocks_fd, tmp, bs->blocks_fd, dst) == 0) {
-			rc = 0;
-			goto out;
-		}
-		rc = -errno;
-		unlinkat(bs->blocks_fd, tmp, 0);
-		if (rc != -ENOENT)
-			goto out;
+	if ((rc = blob_get(bs, nid, block_size, &b)) < 0)
+		goto out;
+	pthread_rwlock_wrlock(&b->stripe[idx % BS_STRIPES]);
+	if ((rc = rec_read(b, idx, r)) < 0)
+		goto unlock;
+	had = rec_decode(r, idx, b->slot, &old);
+	if (had != 0) {
+		/* (1) Forget the old block before its bytes change. */
+		memset(r, 0, sizeof(r));
+		if ((rc = pwrite_full(b->rec_fd, r, BS_REC_LEN, rec_off(idx))) < 0)
+			goto unlock;
 	}
-	rc = rc < 0 ? rc : -EAGAIN;
+	/* (2) The payload, (3) the record that makes it visible. */
+	if ((rc = pwrite_full(b->data_fd, payload, plen, (off_t)off)) < 0)
+		goto unlock;
+	if (had == 1 && old.stored > plen)
+		punch(b->data_fd, off + plen, old.stored - plen);
+	rec_encode(r, idx, &v);
+	rc = pwrite_full(b->rec_fd, r, BS_REC_LEN, rec_off(idx));
+unlock:
+	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
 out:
 	if (rc == 0 && st) {
 		st->raw_bytes = len;
-		st->stored_bytes = BS_HDR_LEN + plen;
+		st->stored_bytes = BS_REC_LEN + plen;
 		st->codec = codec;
 	}
+	blob_release(bs, b);
 	ctx_put(bs, c);
 	return rc;
 }
 
 /* ---------------------------------------------------------------------- get */
 
-/* Removes a corrupt block, but only if the path still names the file we
- * read: a concurrent put may already have replaced it with a good one. */
-static void drop_corrupt(struct mfs_bs *bs, const char *rel, int fd)
+/* Forgets block idx if its record still is `seen` (a concurrent put may
+ * have replaced it with a good one meanwhile). Caller holds no stripe. */
+static void drop_corrupt(struct bs_blob *b, uint32_t idx, const uint8_t seen[BS_REC_LEN])
 {
-	struct stat a, b;
+	uint8_t r[BS_REC_LEN];
+	static const uint8_t zero[BS_REC_LEN];
 
-	if (fstat(fd, &a) == 0 && fstatat(bs->blocks_fd, rel, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-		unlinkat(bs->blocks_fd, rel, 0);
+	pthread_rwlock_wrlock(&b->stripe[idx % BS_STRIPES]);
+	if (rec_read(b, idx, r) == 0 && memcmp(r, seen, BS_REC_LEN) == 0 &&
+	    pwrite_full(b->rec_fd, zero, BS_REC_LEN, rec_off(idx)) == 0)
+		punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
+	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
+}
+
+/* One attempt: 0, -ENOENT, -ENOBUFS, -EBADMSG (seen holds the record that
+ * did not verify), or another error. Caller holds the stripe shared. */
+static int get_once(struct mfs_bs *bs, struct bs_blob *b, uint32_t idx, void *buf,
+		    size_t cap, size_t *len, uint8_t seen[BS_REC_LEN])
+{
+	struct bs_ctx *c = NULL;
+	struct bs_rec v;
+	off_t off = (off_t)((uint64_t)idx * b->slot);
+	ssize_t n;
+	int rc;
+
+	if ((rc = rec_read(b, idx, seen)) < 0)
+		return rc;
+	if ((rc = rec_decode(seen, idx, b->slot, &v)) <= 0)
+		return rc == 0 ? -ENOENT : rc;
+	if (v.raw_len > cap)
+		return -ENOBUFS;
+	if (v.codec == BS_CODEC_RAW) {
+		/* The one copy: page cache straight into the caller's buffer. */
+		n = pread_most(b->data_fd, buf, v.raw_len, off);
+		if (n < 0)
+			return (int)n;
+		if ((size_t)n != v.raw_len)
+			return -EBADMSG;
+	} else {
+		size_t got;
+		c = ctx_get(bs);
+		if (!c || (!c->dctx && !(c->dctx = ZSTD_createDCtx()))) {
+			ctx_put(bs, c);
+			return -ENOMEM;
+		}
+		if ((rc = ctx_scratch(c, v.stored)) < 0)
+			goto out;
+		n = pread_most(b->data_fd, c->scratch, v.stored, off);
+		if (n < 0 || (size_t)n != v.stored) {
+			rc = n < 0 ? (int)n : -EBADMSG;
+			goto out;
+		}
+		got = ZSTD_decompressDCtx(c->dctx, buf, v.raw_len, c->scratch, v.stored);
+		if (ZSTD_isError(got) || got != v.raw_len) {
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	rc = mfs_xxh64(buf, v.raw_len, 0) == v.xxh ? 0 : -EBADMSG;
+	if (rc == 0 && len)
+		*len = v.raw_len;
+out:
+	ctx_put(bs, c);
+	return rc;
 }
 
 int mfs_bs_get(struct mfs_bs *bs, const char *id, uint32_t idx,
 	       void *buf, size_t cap, size_t *len)
 {
-	char nid[65], rel[BS_REL_MAX];
-	uint8_t hdr[BS_HDR_LEN];
-	struct bs_ctx *c = NULL;
-	struct stat st;
-	uint32_t raw_len, stored;
-	int fd = -1, rc;
+	char nid[65];
+	uint8_t seen[BS_REC_LEN], again[BS_REC_LEN];
+	struct bs_blob *b = NULL;
+	int rc;
 
 	if (!bs || (!buf && cap))
 		return -EINVAL;
 	if ((rc = norm_id(id, nid)) < 0)
 		return rc;
-	block_path(nid, idx, rel, sizeof(rel));
-	fd = openat(bs->blocks_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = -EBADMSG;
-	if (st.st_size < BS_HDR_LEN)
-		goto corrupt;
-	if ((rc = pread_full(fd, hdr, BS_HDR_LEN, 0)) < 0)
-		goto corrupt_if_badmsg;
-	rc = -EBADMSG;
-	raw_len = get_le32(hdr + 8);
-	stored = get_le32(hdr + 12);
-	if (memcmp(hdr, "MFSB", 4) != 0 || hdr[4] != BS_VERSION ||
-	    (hdr[5] != BS_CODEC_RAW && hdr[5] != BS_CODEC_ZSTD) ||
-	    hdr[6] || hdr[7] || get_le64(hdr + 24) != 0)
-		goto corrupt;
-	if ((uint64_t)st.st_size != (uint64_t)BS_HDR_LEN + stored)
-		goto corrupt;
-	if (hdr[5] == BS_CODEC_RAW ? stored != raw_len : stored >= raw_len)
-		goto corrupt;
-	if (raw_len > cap) {
-		rc = -ENOBUFS;
-		goto out;
-	}
-
-	if (hdr[5] == BS_CODEC_RAW) {
-		/* The one copy: page cache straight into the caller's buffer. */
-		if ((rc = pread_full(fd, buf, raw_len, BS_HDR_LEN)) < 0)
-			goto corrupt_if_badmsg;
-	} else {
-		size_t got;
-		c = ctx_get(bs);
-		if (!c || (!c->dctx && !(c->dctx = ZSTD_createDCtx()))) {
-			rc = -ENOMEM;
-			goto out;
+	if ((rc = blob_get(bs, nid, 0, &b)) < 0) {
+		if (rc == -EBADMSG) {
+			/* A torn header: the whole blob is unusable. */
+			pthread_mutex_lock(&bs->lock);
+			drop_blob_locked(bs, nid);
+			pthread_mutex_unlock(&bs->lock);
 		}
-		if ((rc = ctx_scratch(c, stored)) < 0)
-			goto out;
-		if ((rc = pread_full(fd, c->scratch, stored, BS_HDR_LEN)) < 0)
-			goto corrupt_if_badmsg;
-		got = ZSTD_decompressDCtx(c->dctx, buf, raw_len, c->scratch, stored);
-		if (ZSTD_isError(got) || got != raw_len) {
-			rc = -EBADMSG;
-			goto corrupt;
-		}
+		return rc;
 	}
-	if (mfs_xxh64(buf, raw_len, 0) != get_le64(hdr + 16)) {
-		rc = -EBADMSG;
-		goto corrupt;
+	for (int tries = 0; tries < BS_GET_TRIES; tries++) {
+		pthread_rwlock_rdlock(&b->stripe[idx % BS_STRIPES]);
+		rc = get_once(bs, b, idx, buf, cap, len, seen);
+		pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
+		if (rc != -EBADMSG)
+			break;
+		/* Another process may have rewritten the block while we read
+		 * it: its put cleared the record first, so a record that
+		 * changed means "read again", an unchanged one means corrupt. */
+		if (rec_read(b, idx, again) == 0 && memcmp(seen, again, BS_REC_LEN) != 0)
+			continue;
+		drop_corrupt(b, idx, seen);
+		break;
 	}
-	if (len)
-		*len = raw_len;
-	rc = 0;
-	goto out;
-
-corrupt_if_badmsg:
-	if (rc != -EBADMSG)
-		goto out;
-corrupt:
-	drop_corrupt(bs, rel, fd);
-out:
-	if (fd >= 0)
-		close(fd);
-	ctx_put(bs, c);
+	blob_release(bs, b);
 	return rc;
 }
 
 bool mfs_bs_has(struct mfs_bs *bs, const char *id, uint32_t idx)
 {
-	char nid[65], rel[BS_REL_MAX];
-	struct stat st;
+	char nid[65];
+	uint8_t r[BS_REC_LEN];
+	struct bs_blob *b = NULL;
+	struct bs_rec v;
+	bool has;
 
-	if (!bs || norm_id(id, nid) < 0)
+	if (!bs || norm_id(id, nid) < 0 || blob_get(bs, nid, 0, &b) < 0)
 		return false;
-	block_path(nid, idx, rel, sizeof(rel));
-	return fstatat(bs->blocks_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+	has = rec_read(b, idx, r) == 0 && rec_decode(r, idx, b->slot, &v) == 1;
+	blob_release(bs, b);
+	return has;
 }
 
 /* ------------------------------------------------------------- drop / scan */
 
 int mfs_bs_drop(struct mfs_bs *bs, const char *id, uint32_t idx)
 {
-	char nid[65], rel[BS_REL_MAX];
+	char nid[65];
+	uint8_t r[BS_REC_LEN];
+	struct bs_blob *b = NULL;
 	int rc;
 
 	if (!bs)
 		return -EINVAL;
 	if ((rc = norm_id(id, nid)) < 0)
 		return rc;
-	block_path(nid, idx, rel, sizeof(rel));
-	if (unlinkat(bs->blocks_fd, rel, 0) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static bool is_tmp_name(const char *name)
-{
-	return strncmp(name, BS_TMP_PREFIX, strlen(BS_TMP_PREFIX)) == 0;
+	if ((rc = blob_get(bs, nid, 0, &b)) < 0)
+		return rc == -ENOENT || rc == -EBADMSG ? 0 : rc;
+	pthread_rwlock_wrlock(&b->stripe[idx % BS_STRIPES]);
+	if ((rc = rec_read(b, idx, r)) == 0) {
+		static const uint8_t zero[BS_REC_LEN];
+		if (memcmp(r, zero, BS_REC_LEN) != 0)
+			rc = pwrite_full(b->rec_fd, zero, BS_REC_LEN, rec_off(idx));
+		if (rc == 0)
+			punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
+	}
+	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
+	blob_release(bs, b);
+	return rc;
 }
 
 int mfs_bs_drop_blob(struct mfs_bs *bs, const char *id)
 {
-	char nid[65], rel[BS_REL_MAX];
-	struct dirent *de;
-	DIR *d = NULL;
-	uint32_t idx;
-	int dfd, rc = 0;
+	char nid[65];
+	int rc;
 
 	if (!bs)
 		return -EINVAL;
 	if ((rc = norm_id(id, nid)) < 0)
 		return rc;
-	blob_dir(nid, rel, sizeof(rel));
-	dfd = openat(bs->blocks_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (dfd < 0) {
-		rc = errno == ENOENT ? 0 : -errno;
-		goto out;
-	}
-	d = fdopendir(dfd);
-	if (!d) {
-		rc = -errno;
-		close(dfd);
-		goto out;
-	}
-	while ((de = readdir(d))) {
-		/* Only names this module creates: block indexes and temp files. */
-		if (!parse_idx(de->d_name, &idx) && !is_tmp_name(de->d_name))
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && rc == 0)
-			rc = -errno;
-	}
-	closedir(d);
-	d = NULL;
-	if (unlinkat(bs->blocks_fd, rel, AT_REMOVEDIR) < 0 && errno != ENOENT &&
-	    errno != ENOTEMPTY && rc == 0)
-		rc = -errno;
-	/* Empty fan-out directories are pruned so scans stay cheap; failure
-	 * (not empty, or a concurrent put) is expected and harmless. */
-	snprintf(rel, sizeof(rel), "%.2s/%.2s", nid, nid + 2);
-	unlinkat(bs->blocks_fd, rel, AT_REMOVEDIR);
-	snprintf(rel, sizeof(rel), "%.2s", nid);
-	unlinkat(bs->blocks_fd, rel, AT_REMOVEDIR);
-out:
-	return rc;
+	pthread_mutex_lock(&bs->lock);
+	drop_blob_locked(bs, nid);
+	pthread_mutex_unlock(&bs->lock);
+	return 0;
 }
 
-/* Opens dir `name` under dirfd `at` as a DIR stream; NULL with errno set. */
-static DIR *opendir_at(int at, const char *name)
+/* Reports every valid record of one blob (normalized id). Sparse record
+ * files are read by their data extents only, so a blob holding only a
+ * block at a huge index costs two seeks, not gigabytes of zeros. */
+static int scan_one(struct mfs_bs *bs, const char *id, mfs_bs_scan_fn cb, void *ctx)
 {
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	DIR *d;
-
-	if (fd < 0)
-		return NULL;
-	d = fdopendir(fd);
-	if (!d)
-		close(fd);
-	return d;
-}
-
-/* Reports every block of one blob directory (already validated id);
- * removes temp files left by a crashed writer more than an hour ago. */
-static int scan_blob_dir(DIR *d, const char *id, mfs_bs_scan_fn cb, void *ctx, time_t now)
-{
-	struct dirent *de;
-	struct stat st;
-	uint32_t idx;
+	uint8_t buf[BS_REC_LEN * 512];
+	struct bs_blob *b = NULL;
+	struct bs_rec v;
+	off_t pos = BS_HDR_LEN;
 	int rc;
 
-	while ((de = readdir(d))) {
-		if (is_tmp_name(de->d_name)) {
-			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    now - st.st_mtime > BS_TMP_STALE_SECS)
-				unlinkat(dirfd(d), de->d_name, 0);
-			continue;
+	if ((rc = blob_get(bs, id, 0, &b)) < 0)
+		return rc == -ENOENT || rc == -EBADMSG ? 0 : rc;
+	for (;;) {
+		off_t data = lseek(b->rec_fd, pos, SEEK_DATA);
+		if (data < 0)
+			break; /* ENXIO: no more data */
+		/* Back to a record boundary. */
+		data -= (data - BS_HDR_LEN) % BS_REC_LEN;
+		if (data < pos)
+			data = pos;
+		ssize_t n = pread_most(b->rec_fd, buf, sizeof(buf), data);
+		if (n < BS_REC_LEN)
+			break;
+		for (ssize_t k = 0; k + BS_REC_LEN <= n; k += BS_REC_LEN) {
+			uint64_t idx = (uint64_t)(data + k - BS_HDR_LEN) / BS_REC_LEN;
+			if (idx > UINT32_MAX)
+				goto done;
+			if (rec_decode(buf + k, (uint32_t)idx, b->slot, &v) == 1 &&
+			    (rc = cb(ctx, id, (uint32_t)idx, BS_REC_LEN + (uint64_t)v.stored)) != 0)
+				goto done;
 		}
-		if (!parse_idx(de->d_name, &idx))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-			continue; /* vanished (concurrent drop) or not ours */
-		if ((rc = cb(ctx, id, idx, (uint64_t)st.st_size)) != 0)
-			return rc;
+		pos = data + (n / BS_REC_LEN) * BS_REC_LEN;
 	}
-	return 0;
+done:
+	blob_release(bs, b);
+	return rc;
 }
 
 int mfs_bs_scan_blob(struct mfs_bs *bs, const char *id, mfs_bs_scan_fn cb, void *ctx)
 {
-	char nid[65], rel[BS_REL_MAX];
-	DIR *d;
+	char nid[65];
 	int rc;
 
 	if (!bs || !cb)
 		return -EINVAL;
 	if ((rc = norm_id(id, nid)) < 0)
 		return rc;
-	blob_dir(nid, rel, sizeof(rel));
-	d = opendir_at(bs->blocks_fd, rel);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	rc = scan_blob_dir(d, nid, cb, ctx, time(NULL));
-	closedir(d);
-	return rc;
+	return scan_one(bs, nid, cb, ctx);
+}
+
+/* Removes a data file without a record file (left by a drop interrupted
+ * between its two unlinks) once it is old enough not to be a blob another
+ * process is creating right now. */
+static void maybe_orphan(int dfd, const char *name, time_t now)
+{
+	char rec[BS_REL_MAX];
+	struct stat st;
+
+	snprintf(rec, sizeof(rec), "%s.rec", name);
+	if (fstatat(dfd, rec, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    now - st.st_mtime > BS_STALE_SECS)
+		(void)unlinkat(dfd, name, 0);
 }
 
 int mfs_bs_scan(struct mfs_bs *bs, mfs_bs_scan_fn cb, void *ctx)
 {
-	DIR *d1 = NULL, *d2 = NULL, *d3 = NULL;
-	struct dirent *e1, *e2, *e3;
+	DIR *d1 = NULL, *d2;
+	struct dirent *e1, *e2;
 	time_t now = time(NULL);
 	int rc = 0, fd;
 
 	if (!bs || !cb)
 		return -EINVAL;
 	/* dup: closedir closes the descriptor it was given. */
-	fd = dup(bs->blocks_fd);
+	fd = dup(bs->blobs_fd);
 	if (fd < 0)
 		return -errno;
 	d1 = fdopendir(fd);
 	if (!d1) {
-		rc = -errno;
 		close(fd);
-		goto out;
+		return -errno;
 	}
 	rewinddir(d1);
 	while (rc == 0 && (e1 = readdir(d1))) {
 		if (strlen(e1->d_name) != 2 || !is_hex_name(e1->d_name, 2))
 			continue;
-		if (!(d2 = opendir_at(dirfd(d1), e1->d_name)))
+		fd = openat(dirfd(d1), e1->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || !(d2 = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
 			continue;
+		}
 		while (rc == 0 && (e2 = readdir(d2))) {
-			if (strlen(e2->d_name) != 2 || !is_hex_name(e2->d_name, 2))
+			size_t n = strlen(e2->d_name);
+			/* Only names this module creates, in the right fan-out. */
+			if (memcmp(e2->d_name, e1->d_name, 2) != 0)
 				continue;
-			if (!(d3 = opendir_at(dirfd(d2), e2->d_name)))
-				continue;
-			while (rc == 0 && (e3 = readdir(d3))) {
-				size_t n = strlen(e3->d_name);
-				DIR *d4;
-				if ((n != 40 && n != 64) || !is_hex_name(e3->d_name, n) ||
-				    memcmp(e3->d_name, e1->d_name, 2) != 0 ||
-				    memcmp(e3->d_name + 2, e2->d_name, 2) != 0)
-					continue;
-				if (!(d4 = opendir_at(dirfd(d3), e3->d_name)))
-					continue;
-				rc = scan_blob_dir(d4, e3->d_name, cb, ctx, now);
-				closedir(d4);
+			if ((n == 40 || n == 64) && is_hex_name(e2->d_name, n)) {
+				maybe_orphan(dirfd(d2), e2->d_name, now);
+			} else if ((n == 44 || n == 68) && is_hex_name(e2->d_name, n - 4) &&
+				   strcmp(e2->d_name + n - 4, ".rec") == 0) {
+				char id[65];
+				memcpy(id, e2->d_name, n - 4);
+				id[n - 4] = '\0';
+				rc = scan_one(bs, id, cb, ctx);
 			}
-			closedir(d3);
-			d3 = NULL;
 		}
 		closedir(d2);
-		d2 = NULL;
 	}
-out:
-	if (d1)
-		closedir(d1);
+	closedir(d1);
 	return rc;
 }

@@ -2,22 +2,31 @@
  * blockstore.h - the block cache on disk.
  *
  * A blob (one file's content, named by its content id: sha256 hex for LFS
- * files, git blob sha1 hex otherwise) is cut into fixed-size blocks; each
- * block is one file:
+ * files, git blob sha1 hex otherwise) is cut into fixed-size blocks. Each
+ * blob is one sparse data file plus a small record file:
  *
- *     <root>/blocks/<id[0:2]>/<id[2:4]>/<id>/<block index, decimal>
+ *     <root>/blobs/<id[0:2]>/<id>       block i's payload at i * block size
+ *     <root>/blobs/<id[0:2]>/<id>.rec   one 32-byte record per block
  *
- * A block file is a 32-byte header (magic "MFSB", version, codec, raw
- * length, stored length, XXH64 of the raw bytes) followed by the payload,
- * zstd-compressed when that saves at least 10 %, raw otherwise. Writes go to
- * a temp name in the same directory and are renamed into place, so a crash
- * never leaves a half block visible. Every read verifies the header and the
- * checksum; a bad block is unlinked and reported as -EBADMSG, never served.
+ * A record holds the codec, raw and stored lengths and the XXH64 of the
+ * raw bytes (and a checksum of itself). A payload is zstd-compressed when
+ * that saves at least 10 % (the rest of its slot stays a hole), raw
+ * otherwise, so a fully cached incompressible blob is its content, byte for
+ * byte. A put writes the payload first and the record last, so a crash
+ * (kill -9 or power cut) never leaves a record describing bytes that were
+ * not written completely - and every read verifies the record and the
+ * checksum anyway: a bad block is forgotten (record cleared, space freed)
+ * and reported as -EBADMSG, never served. No fsync (see blockstore.c).
+ *
+ * A cache of the previous layout (one file per block under <root>/blocks/)
+ * is migrated by mfs_bs_open: every block that verifies is moved over, the
+ * rest is dropped (callers refetch what the index lists but get cannot
+ * return).
  *
  * It does not know where blocks come from, what the index says about them,
  * or how big the cache may grow: callers (core/) decide; this layer only
- * stores, verifies, lists and deletes. Thread-safe: no shared mutable state
- * beyond the file system itself.
+ * stores, verifies, lists and deletes. Thread-safe; several processes may
+ * share one store (a put and a get of the same block race safely).
  */
 #ifndef MFS_CACHE_BLOCKSTORE_H
 #define MFS_CACHE_BLOCKSTORE_H
@@ -30,28 +39,32 @@ struct mfs_bs;
 
 struct mfs_bs_stats {
 	uint64_t raw_bytes;     /* uncompressed bytes of the block */
-	uint64_t stored_bytes;  /* bytes on disk including header */
+	uint64_t stored_bytes;  /* bytes on disk including its record */
 	int codec;              /* 0 = raw, 1 = zstd */
 };
 
-/* Opens (creating if needed) the store under root. */
+/* Opens (creating if needed) the store under root; migrates an old one. */
 int mfs_bs_open(const char *root, struct mfs_bs **out);
 void mfs_bs_close(struct mfs_bs *bs);
 
-/* Stores block idx of blob id. `level` is the zstd level (1 is a good
- * default). Compression is tried on a sample first so incompressible data
- * (quantized weights) costs almost nothing. Replaces an existing block.
- * -ENOSPC is passed through unchanged so the caller can evict and retry. */
-int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx,
+/* Stores block idx of blob id. block_size is the blob's block size (every
+ * block but the last is that long; len <= block_size, else -EINVAL); a blob
+ * stored with another block size before is dropped first. `level` is the
+ * zstd level (1 is a good default). Compression is tried on a sample first
+ * so incompressible data (quantized weights) costs almost nothing. Replaces
+ * an existing block. -ENOSPC is passed through unchanged so the caller can
+ * evict and retry; -EFBIG when idx * block_size is beyond what the file
+ * system allows in one file. */
+int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
 	       const void *data, size_t len, int level, struct mfs_bs_stats *st);
 
 /* Reads block idx into buf (cap bytes). *len gets the raw length.
- * -ENOENT if absent, -EBADMSG if corrupt (the file is removed), -ENOBUFS if
- * cap is too small. */
+ * -ENOENT if absent, -EBADMSG if corrupt (the block is forgotten),
+ * -ENOBUFS if cap is too small. */
 int mfs_bs_get(struct mfs_bs *bs, const char *id, uint32_t idx,
 	       void *buf, size_t cap, size_t *len);
 
-/* Cheap presence test (one stat). */
+/* Cheap presence test (one 32-byte read of a cached descriptor). */
 bool mfs_bs_has(struct mfs_bs *bs, const char *id, uint32_t idx);
 
 /* Removes one block / every block of a blob. Absent is not an error. */

@@ -63,12 +63,12 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 		(void)mfs_ix_blob_set_verified(bio->ix, b->id, true);
 	}
 	if (!from_disk) {
-		rc = mfs_bs_put(bio->bs, b->id, d->idx, d->data, d->len,
+		rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
 				bio->cfg.zstd_level, &st);
 		/* A full disk: evict, then one more try (DESIGN.md §4). */
 		if (rc == -ENOSPC && bio->hooks.on_nospace &&
 		    bio->hooks.on_nospace(bio->hooks.ctx, d->len) == 0)
-			rc = mfs_bs_put(bio->bs, b->id, d->idx, d->data, d->len,
+			rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
 					bio->cfg.zstd_level, &st);
 		if (rc == -ENOSPC) {
 			mfs_error("could not store block %u of %s: the cache disk is full "

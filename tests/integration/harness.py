@@ -10,6 +10,7 @@ Environment: MODELFS_BIN (the built binary), MODELFS_BUILD (the build
 directory, for examples/), set by tests/integration/meson.build.
 """
 import errno
+import glob
 import hashlib
 import os
 import shutil
@@ -194,3 +195,85 @@ def wait_until(pred, timeout=10.0, step=0.05):
             return True
         time.sleep(step)
     return pred()
+
+
+# --- the block store's files (cache/blockstore.c documents the format) -----
+
+_P1, _P2, _P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+_P4, _P5, _M = 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5, (1 << 64) - 1
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & _M
+
+
+def _xround(acc, v):
+    return (_rotl((acc + v * _P2) & _M, 31) * _P1) & _M
+
+
+def xxh64(data, seed=0):
+    """XXH64 (for records: short inputs, speed does not matter)."""
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + _P1 + _P2) & _M, (seed + _P2) & _M, seed, (seed - _P1) & _M]
+        while i + 32 <= n:
+            for k in range(4):
+                v[k] = _xround(v[k], int.from_bytes(data[i + 8 * k:i + 8 * k + 8], "little"))
+            i += 32
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M
+        for k in range(4):
+            h = ((h ^ _xround(0, v[k])) * _P1 + _P4) & _M
+    else:
+        h = (seed + _P5) & _M
+    h = (h + n) & _M
+    while i + 8 <= n:
+        h ^= _xround(0, int.from_bytes(data[i:i + 8], "little"))
+        h = (_rotl(h, 27) * _P1 + _P4) & _M
+        i += 8
+    if i + 4 <= n:
+        h ^= (int.from_bytes(data[i:i + 4], "little") * _P1) & _M
+        h = (_rotl(h, 23) * _P2 + _P3) & _M
+        i += 4
+    while i < n:
+        h ^= (data[i] * _P5) & _M
+        h = (_rotl(h, 11) * _P1) & _M
+        i += 1
+    h ^= h >> 33
+    h = (h * _P2) & _M
+    h ^= h >> 29
+    h = (h * _P3) & _M
+    return h ^ (h >> 32)
+
+
+class CachedBlock:
+    """One block present in a cache: its record and where its payload is."""
+
+    def __init__(self, rec_path, data_path, idx, rec, slot):
+        self.rec_path, self.data_path, self.idx, self.rec = rec_path, data_path, idx, rec
+        self.codec = rec[4]
+        self.raw = int.from_bytes(rec[8:12], "little")
+        self.stored = int.from_bytes(rec[12:16], "little")
+        self.offset = idx * slot          # of the payload in data_path
+        self.stored_bytes = 32 + self.stored  # what the index counts
+
+    def rec_offset(self):
+        return 32 + 32 * self.idx
+
+
+def seal_record(rec, idx):
+    """A record with its own checksum made right for block idx."""
+    return rec[:24] + xxh64(rec[:24], idx).to_bytes(8, "little")
+
+
+def cache_blocks(cache_dir):
+    """Every block with a valid record under cache_dir/blobs, as CachedBlock."""
+    out = []
+    for rec_path in sorted(glob.glob(os.path.join(cache_dir, "blobs", "??", "*.rec"))):
+        with open(rec_path, "rb") as f:
+            body = f.read()
+        slot = int.from_bytes(body[8:12], "little")
+        for off in range(32, len(body) - 31, 32):
+            rec, idx = body[off:off + 32], (off - 32) // 32
+            if rec[:4] == b"MFSR" and seal_record(rec, idx) == rec:
+                out.append(CachedBlock(rec_path, rec_path[:-4], idx, rec, slot))
+    return out

@@ -6,7 +6,6 @@ file), what the cache holds from `ls --json` / `status --json` and the block
 files on disk; file contents are compared byte for byte with what the
 simulator serves.
 """
-import glob
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from harness import (MODELFS, SRC, MountCase, make_repo, rand_bytes, read_file,
+from harness import (MODELFS, SRC, MountCase, cache_blocks, make_repo, rand_bytes, read_file, seal_record,
                      set_repo_json, wait_until)
 
 MiB = 1 << 20
@@ -64,8 +63,7 @@ class CacheCase(MountCase):
         return json.loads(self.ok("status", "--json").stdout)
 
     def block_files(self):
-        return [p for p in glob.glob(os.path.join(self.cache, "blocks", "*", "*", "*", "*"))
-                if os.path.basename(p).isdigit()]
+        return cache_blocks(self.cache)
 
 
 class Usage(CacheCase):
@@ -344,19 +342,31 @@ class Verify(CacheCase):
         self.ok("prefetch", "Org/m")
         r = self.ok("verify")
         self.assertIn("verified 2 files", r.stdout)
-        # Rewrite a whole block file with a valid header over wrong bytes:
-        # simplest is to swap two blocks of the big file (each self-consistent).
-        blocks = sorted(p for p in self.block_files() if os.path.getsize(p) > 1000)
+        # Blocks that each pass their own checks but hold wrong bytes: swap
+        # two blocks of the big file, payloads and records (resealed for
+        # their new index), so only the file's sha256 can tell.
+        blocks = sorted((v for v in self.block_files() if v.raw > 1000), key=lambda v: v.idx)
         self.assertEqual(len(blocks), 3)
         a, b = blocks[0], blocks[1]
-        tmp = a + ".swap"
-        os.rename(a, tmp)
-        os.rename(b, a)
-        os.rename(tmp, b)
+        self.assertEqual((a.raw, a.codec, b.raw, b.codec), (MiB, 0, MiB, 0))
+        with open(a.data_path, "r+b") as f:
+            f.seek(a.offset)
+            pa = f.read(a.stored)
+            f.seek(b.offset)
+            pb = f.read(b.stored)
+            f.seek(a.offset)
+            f.write(pb)
+            f.seek(b.offset)
+            f.write(pa)
+        with open(a.rec_path, "r+b") as f:
+            f.seek(a.rec_offset())
+            f.write(seal_record(b.rec, a.idx))
+            f.seek(b.rec_offset())
+            f.write(seal_record(a.rec, b.idx))
         r = self.mf("verify", "Org/m")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("bad:", r.stdout)
-        self.assertEqual(len([p for p in self.block_files() if os.path.getsize(p) > 1000]), 0)
+        self.assertEqual(len([v for v in self.block_files() if v.raw > 1000]), 0)
         self.ok("verify")  # what is left is good
         self.sim.reset_stats()
         self.ok("prefetch", "Org/m")

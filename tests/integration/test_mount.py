@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 
-from harness import (MountCase, make_repo, rand_bytes, read_file, set_repo_json,
+from harness import (MountCase, cache_blocks, make_repo, rand_bytes, read_file, set_repo_json,
                      sha256, wait_until)
 
 MiB = 1 << 20
@@ -251,21 +251,18 @@ class CacheIntegrity(MountCase):
         make_repo(self.root, "Org/m", {"w.bin": self.big, "tok.json": self.small})
         self.start_sim()
 
-    def block_files(self, cache="cache"):
-        out = []
-        for d, _, files in os.walk(os.path.join(self.tmp, cache, "blocks")):
-            out += [os.path.join(d, f) for f in files if not f.startswith(".")]
-        return out
+    def blocks(self, cache="cache"):
+        return cache_blocks(os.path.join(self.tmp, cache))
 
     def test_corrupt_block_on_disk_is_refetched_never_served(self):
         mp = self.mount()
         self.assertFileEqual(os.path.join(mp, "Org", "m", "w.bin"), self.big)
         self.umount(mp)
-        victims = self.block_files()
+        victims = self.blocks()
         self.assertGreater(len(victims), 3)
-        for p in victims:
-            with open(p, "r+b") as f:
-                f.seek(os.path.getsize(p) // 2)
+        for v in victims:
+            with open(v.data_path, "r+b") as f:
+                f.seek(v.offset + v.stored // 2)
                 b = f.read(1)
                 f.seek(-1, 1)
                 f.write(bytes([b[0] ^ 0xFF]))
@@ -280,7 +277,7 @@ class CacheIntegrity(MountCase):
         mp = self.mount()
         self.assertFileEqual(os.path.join(mp, "Org", "m", "tok.json"), self.small)
         self.assertFileEqual(os.path.join(mp, "Org", "m", "w.bin"), self.big)
-        stored = sum(os.path.getsize(p) for p in self.block_files())
+        stored = sum(v.stored_bytes for v in self.blocks())
         # tok.json (10 kB of repetitive text) compresses; random weights don't.
         self.assertLess(stored, len(self.big) + len(self.small) // 2)
         self.assertGreater(stored, len(self.big))

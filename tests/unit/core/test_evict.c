@@ -70,7 +70,7 @@ static void make_blob(const char *id, uint32_t nblocks, int64_t when)
 		struct mfs_bs_stats st;
 		for (size_t k = 0; k < sizeof(buf); k++)
 			buf[k] = (uint8_t)(rand() & 0xff);
-		cr_assert_eq(mfs_bs_put(bs, id, i, buf, sizeof(buf), 1, &st), 0);
+		cr_assert_eq(mfs_bs_put(bs, id, i, sizeof(buf), buf, sizeof(buf), 1, &st), 0);
 		cr_assert_eq(mfs_ix_block_add(ix, id, i, st.stored_bytes), 0);
 	}
 	const char *ids[1] = { id };
