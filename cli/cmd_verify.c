@@ -31,19 +31,17 @@ static const char verify_help[] =
 static int check_blob(struct mfs_bs *bs, const struct mfs_ix_blob_info *bi, char *why,
 		      size_t cap)
 {
-	union { struct mfs_sha256 s256; struct mfs_sha1 s1; } h;
-	bool lfs = strlen(bi->id) == 64;
+	struct mfs_digest h = MFS_DIGEST_IDLE;
 	uint32_t n = (uint32_t)((bi->size + bi->block_size - 1) / bi->block_size);
-	uint8_t *buf = malloc(bi->block_size ? bi->block_size : 1), d[32];
+	uint8_t *buf = malloc(bi->block_size ? bi->block_size : 1);
 	char hex[65];
-	int rc = 1;
+	int rc;
 
 	if (!buf)
 		return -ENOMEM;
-	if (lfs)
-		mfs_sha256_init(&h.s256);
-	else
-		mfs_gitsha1_init(&h.s1, bi->size);
+	rc = mfs_digest_start_for_id(&h, bi->id, bi->size);
+	if (rc < 0)
+		goto out;
 	for (uint32_t i = 0; i < n; i++) {
 		size_t len;
 		uint64_t want = bi->size - (uint64_t)i * bi->block_size;
@@ -57,21 +55,13 @@ static int check_blob(struct mfs_bs *bs, const struct mfs_ix_blob_info *bi, char
 			rc = 0;
 			goto out;
 		}
-		if (lfs)
-			mfs_sha256_update(&h.s256, buf, len);
-		else
-			mfs_sha1_update(&h.s1, buf, len);
+		mfs_digest_update(&h, buf, len);
 	}
-	if (lfs)
-		mfs_sha256_final(&h.s256, d);
-	else
-		mfs_sha1_final(&h.s1, d);
-	mfs_hex(d, lfs ? 32 : 20, hex);
-	if (strcasecmp(hex, bi->id)) {
+	rc = mfs_digest_matches_id(&h, bi->id, hex);
+	if (rc == 0)
 		snprintf(why, cap, "content hashes to %s", hex);
-		rc = 0;
-	}
 out:
+	mfs_digest_release(&h);
 	free(buf);
 	return rc;
 }

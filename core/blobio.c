@@ -257,6 +257,7 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 				close(b->lock_fd);
 			free(b->state);
 			free(b->path);
+			mfs_digest_release(&b->hasher);
 			pthread_cond_destroy(&b->changed);
 			free(b);
 		}
@@ -293,6 +294,7 @@ void bio_blob_unref(struct mfs_blob *b)
 		close(b->lock_fd);
 	free(b->state);
 	free(b->path);
+	mfs_digest_release(&b->hasher);
 	pthread_cond_destroy(&b->changed);
 	free(b);
 }
@@ -394,6 +396,7 @@ fail:
 	free(bitmap);
 	free(b->state);
 	free(b->path);
+	mfs_digest_release(&b->hasher);
 	pthread_cond_destroy(&b->changed);
 	free(b);
 	return rc;

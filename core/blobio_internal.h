@@ -54,7 +54,7 @@ struct mfs_blob {
 	bool hashing;                  /* protected by bio->lock */
 	uint32_t hash_next;            /* protected by bio->lock */
 	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
-	union { struct mfs_sha256 s256; struct mfs_sha1 s1; } hasher;
+	struct mfs_digest hasher;      /* released with the blob */
 	/* Sources that delivered this blob's present blocks (bit i = source
 	 * i of bio->src), so a failed verification demotes them. */
 	uint32_t src_mask;             /* protected by bio->lock */

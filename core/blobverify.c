@@ -25,32 +25,20 @@
 
 void bio_hasher_init(struct mfs_blob *b)
 {
-	if (strlen(b->id) == 64)
-		mfs_sha256_init(&b->hasher.s256);
-	else
-		mfs_gitsha1_init(&b->hasher.s1, b->size);
+	/* A failed start leaves the digest idle; bio_hasher_matches then
+	 * says "no", the blocks are dropped and fetched again. */
+	if (mfs_digest_start_for_id(&b->hasher, b->id, b->size) < 0)
+		mfs_warn("blob %s: cannot start its digest", b->id);
 }
 
 void bio_hasher_update(struct mfs_blob *b, const void *p, size_t n)
 {
-	if (strlen(b->id) == 64)
-		mfs_sha256_update(&b->hasher.s256, p, n);
-	else
-		mfs_sha1_update(&b->hasher.s1, p, n);
+	mfs_digest_update(&b->hasher, p, n);
 }
 
 bool bio_hasher_matches(struct mfs_blob *b)
 {
-	uint8_t d[32];
-	char hex[65];
-	size_t n = strlen(b->id) == 64 ? 32 : 20;
-
-	if (n == 32)
-		mfs_sha256_final(&b->hasher.s256, d);
-	else
-		mfs_sha1_final(&b->hasher.s1, d);
-	mfs_hex(d, n, hex);
-	return strcasecmp(hex, b->id) == 0;
+	return mfs_digest_matches_id(&b->hasher, b->id, NULL) == 1;
 }
 
 static void drop_blob_blocks(struct mfs_blob *b)
