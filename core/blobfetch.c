@@ -89,6 +89,10 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	pthread_mutex_lock(&bio->lock);
 	if (b->state[d->idx] != BLK_PRESENT)
 		bio_block_set_locked(b, d->idx, BLK_PRESENT);
+	/* A failed verdict was about the dropped blocks: refetched ones are
+	 * unknown until hashed (else verify_wait reports the old mismatch). */
+	if (b->verdict < 0)
+		b->verdict = 0;
 	if (!from_disk) {
 		bio->st.blocks_fetched++;
 		bio->st.bytes_fetched += d->len;

@@ -1,0 +1,492 @@
+/*
+ * test_blobio.c - criterion tests of the block layer (core/blobio.h)
+ * against a fake source set: one in-memory source behind its own ops table
+ * (fetch/source.h mfs_srcset_add), a real block store and index in a temp
+ * directory.
+ *
+ * The fake records every range it is asked for, can hold requests at a
+ * gate (so readers pile up on one in-flight block), fail them, or flip a
+ * byte. Checked here: concurrent readers of one block share one fetch; a
+ * failed fetch errors its readers and returns the blocks to ABSENT (the
+ * next read fetches again instead of hanging); a verification mismatch
+ * drops the blob's blocks; read-ahead fetches ahead of a sequential reader
+ * but not of one re-reading a header or jumping around.
+ *
+ * Does not test HTTP, FUSE or the kernel's read sizes (tests/integration).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/blockstore.h"
+#include "core/blobio.h"
+#include "fetch/source.h"
+#include "index/index.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/repo.h"
+
+#define BSZ 4096u
+
+/* ---- the fake source ------------------------------------------------------ */
+
+struct fake {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const uint8_t *data;           /* the blob being served */
+	uint64_t size;
+	int reads;                     /* calls to read */
+	int waiting;                   /* reads held at the gate now */
+	bool gate_closed;
+	int fail_rc;                   /* != 0: reads fail with it */
+	int64_t corrupt_at;            /* >= 0: that byte is flipped */
+	uint64_t bytes;                /* bytes delivered */
+	uint64_t log_off[512], log_len[512];
+	int nlog;
+};
+
+static int fake_read(void *conn, const struct mfs_src_read *rq, uint64_t off, uint64_t len,
+		     mfs_sink_fn sink, void *ctx)
+{
+	struct fake *f = conn;
+	uint8_t piece[1024];
+	int rc;
+
+	(void)rq;
+	pthread_mutex_lock(&f->mu);
+	f->reads++;
+	if (f->nlog < 512) {
+		f->log_off[f->nlog] = off;
+		f->log_len[f->nlog] = len;
+		f->nlog++;
+	}
+	f->waiting++;
+	pthread_cond_broadcast(&f->cv);
+	while (f->gate_closed)
+		pthread_cond_wait(&f->cv, &f->mu);
+	f->waiting--;
+	rc = f->fail_rc;
+	pthread_mutex_unlock(&f->mu);
+	if (rc)
+		return rc;
+	for (uint64_t p = off; p < off + len;) {
+		size_t n = off + len - p < sizeof(piece) ? (size_t)(off + len - p) : sizeof(piece);
+		memcpy(piece, f->data + p, n);
+		if (f->corrupt_at >= 0 && (uint64_t)f->corrupt_at >= p &&
+		    (uint64_t)f->corrupt_at < p + n)
+			piece[f->corrupt_at - (int64_t)p] ^= 0x5a;
+		if (sink(ctx, p, piece, n))
+			return -ECANCELED; /* as the hub client does */
+		pthread_mutex_lock(&f->mu);
+		f->bytes += n;
+		pthread_mutex_unlock(&f->mu);
+		p += n;
+	}
+	return 0;
+}
+
+static int fake_probe(void *conn, const struct mfs_src_read *rq)
+{
+	(void)conn;
+	(void)rq;
+	return 0;
+}
+
+static const struct mfs_src_ops fake_ops = {
+	.kind = MFS_SRC_MIRROR,
+	.read = fake_read,
+	.probe = fake_probe,
+};
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+static char dir[64];
+static struct mfs_ix *ix;
+static struct mfs_bs *bs;
+static struct mfs_srcset *set;
+static struct mfs_blobio *bio;
+static struct fake fk;
+static uint8_t *content;
+static char content_id[65];
+static struct mfs_repo repo;
+static int invalid_calls;
+
+static void on_invalid(void *ctx, const char *id)
+{
+	(void)ctx;
+	(void)id;
+	__atomic_add_fetch(&invalid_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void make_content(uint64_t size, unsigned seed)
+{
+	struct mfs_sha256 h;
+	uint8_t d[32];
+
+	content = malloc(size ? size : 1);
+	cr_assert_not_null(content);
+	srand(seed);
+	for (uint64_t i = 0; i < size; i++)
+		content[i] = (uint8_t)(rand() >> 7);
+	mfs_sha256_init(&h);
+	mfs_sha256_update(&h, content, size);
+	mfs_sha256_final(&h, d);
+	mfs_hex(d, 32, content_id);
+	fk.data = content;
+	fk.size = size;
+}
+
+static void start(uint64_t size, uint64_t readahead_max)
+{
+	char p[128];
+	struct mfs_srcset_config sc = { .demote_ms = 1 };
+	struct mfs_blobio_config bc = {
+		.block_size = BSZ, .fetch_threads = 4, .readahead_max = readahead_max,
+		.coalesce_max = 4 * BSZ, .on_invalid = on_invalid,
+	};
+
+	mfs_log_set_level(MFS_LOG_ERROR);
+	strcpy(dir, "/tmp/mfs-blobio-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/index.db", dir);
+	cr_assert_eq(mfs_ix_open(p, &ix), 0);
+	cr_assert_eq(mfs_bs_open(dir, &bs), 0);
+	pthread_mutex_init(&fk.mu, NULL);
+	pthread_cond_init(&fk.cv, NULL);
+	fk.corrupt_at = -1;
+	make_content(size, 42);
+	cr_assert_eq(mfs_srcset_new(&sc, NULL, &set), 0);
+	cr_assert_eq(mfs_srcset_add(set, &fake_ops, &fk, "http://fake.invalid"), 0);
+	bc.sources = set;
+	cr_assert_eq(mfs_blobio_new(&bc, bs, ix, NULL, NULL, &bio), 0);
+	repo.type = MFS_REPO_MODEL;
+	snprintf(repo.id, sizeof(repo.id), "org/model");
+}
+
+/* Stops the fetch threads (queued read-ahead runs first), so the fake's
+ * counters are final. */
+static void stop_bio(void)
+{
+	mfs_blobio_free(bio);
+	bio = NULL;
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	mfs_blobio_free(bio);
+	bio = NULL;
+	mfs_srcset_free(set);
+	mfs_bs_close(bs);
+	mfs_ix_close(ix);
+	free(content);
+	pthread_mutex_destroy(&fk.mu);
+	pthread_cond_destroy(&fk.cv);
+	memset(&fk, 0, sizeof(fk));
+	invalid_calls = 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static struct mfs_blob *open_blob(void)
+{
+	struct mfs_blob_desc d = {
+		.repo = &repo, .commit = "0123456789abcdef0123456789abcdef01234567",
+		.path = "model.bin", .content_id = content_id, .size = fk.size, .lfs = true,
+	};
+	struct mfs_blob *b;
+
+	cr_assert_eq(mfs_blob_open(bio, &d, &b), 0);
+	return b;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+struct rd {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int err;
+	uint8_t buf[16 * BSZ];
+	size_t got;
+};
+
+static void rd_cb(void *ctx, int err, const struct iovec *iov, int n)
+{
+	struct rd *r = ctx;
+
+	pthread_mutex_lock(&r->mu);
+	r->err = err;
+	for (int i = 0; i < n && !err; i++) {
+		memcpy(r->buf + r->got, iov[i].iov_base, iov[i].iov_len);
+		r->got += iov[i].iov_len;
+	}
+	r->done = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void rd_init(struct rd *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+}
+
+/* Waits for the callback; 20 s means "hung". */
+static int rd_wait(struct rd *r)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	pthread_mutex_lock(&r->mu);
+	while (!r->done && rc == 0)
+		rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+	pthread_mutex_unlock(&r->mu);
+	cr_assert(r->done, "the read hung");
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	return r->err;
+}
+
+/* A whole read: returns its error; checks the bytes on success. */
+static int read_check(struct mfs_blob *b, uint64_t off, size_t len, struct mfs_readahead *ra)
+{
+	struct rd *r = malloc(sizeof(*r));
+	int err;
+
+	cr_assert_not_null(r);
+	rd_init(r);
+	mfs_blob_read(b, off, len, ra, rd_cb, r);
+	err = rd_wait(r);
+	if (err == 0) {
+		size_t want = off + len > fk.size ? (size_t)(fk.size - off) : len;
+		cr_assert_eq(r->got, want);
+		cr_assert(memcmp(r->buf, content + off, want) == 0, "wrong bytes at %llu",
+			  (unsigned long long)off);
+	}
+	free(r);
+	return err;
+}
+
+static void wait_for(int *field, int want)
+{
+	for (int i = 0; i < 20000; i++) {
+		pthread_mutex_lock(&fk.mu);
+		int v = *field;
+		pthread_mutex_unlock(&fk.mu);
+		if (v >= want)
+			return;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_fail("waited 20 s for the fake source");
+}
+
+static void open_gate(void)
+{
+	pthread_mutex_lock(&fk.mu);
+	fk.gate_closed = false;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+}
+
+/* Blocks [first, last] each fetched exactly once, nothing else fetched. */
+static void assert_fetched_once(uint32_t first, uint32_t last)
+{
+	uint32_t n = last + 1;
+	int *times = calloc(n + 64, sizeof(int));
+
+	for (int i = 0; i < fk.nlog; i++)
+		for (uint64_t o = fk.log_off[i]; o < fk.log_off[i] + fk.log_len[i]; o += BSZ) {
+			uint32_t blk = (uint32_t)(o / BSZ);
+			cr_assert(blk >= first && blk <= last, "block %u fetched, outside %u-%u",
+				  blk, first, last);
+			times[blk]++;
+		}
+	for (uint32_t i = first; i <= last; i++)
+		cr_assert_eq(times[i], 1, "block %u fetched %d times", i, times[i]);
+	free(times);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+struct reader_arg {
+	struct mfs_blob *b;
+	uint64_t off;
+	int err;
+};
+
+static void *reader(void *v)
+{
+	struct reader_arg *a = v;
+
+	a->err = read_check(a->b, a->off, 100, NULL);
+	return NULL;
+}
+
+Test(blobio, concurrent_readers_of_one_block_share_one_fetch, .fini = teardown)
+{
+	pthread_t t[8];
+	struct reader_arg a[8];
+	struct mfs_blobio_stats st;
+
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	fk.gate_closed = true;
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct reader_arg){ b, 2 * BSZ + (uint64_t)i * 300, -1 };
+		cr_assert_eq(pthread_create(&t[i], NULL, reader, &a[i]), 0);
+	}
+	/* every reader is waiting on the block and its one fetch is held */
+	for (int i = 0; i < 20000; i++) {
+		mfs_blobio_stats(bio, &st);
+		if (st.reads_waited == 8)
+			break;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(st.reads_waited, 8);
+	wait_for(&fk.waiting, 1);
+	open_gate();
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(a[i].err, 0);
+	}
+	mfs_blob_close(b);
+	stop_bio();
+	cr_assert_eq(fk.reads, 1, "%d fetches for one block", fk.reads);
+	assert_fetched_once(2, 2);
+}
+
+Test(blobio, failed_fetch_errors_readers_and_returns_blocks_to_absent, .fini = teardown)
+{
+	struct rd *r[4];
+	struct mfs_blobio_stats st;
+
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	fk.gate_closed = true;
+	fk.fail_rc = -EHOSTDOWN;
+	for (int i = 0; i < 4; i++) {
+		r[i] = malloc(sizeof(*r[i]));
+		rd_init(r[i]);
+		/* blocks 1-2, shared by all four */
+		mfs_blob_read(b, BSZ + 100 + (uint64_t)i * 10, BSZ, NULL, rd_cb, r[i]);
+	}
+	wait_for(&fk.waiting, 1);
+	open_gate();
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(rd_wait(r[i]), -EIO);
+		cr_assert_eq(r[i]->got, 0);
+		free(r[i]);
+	}
+	cr_assert_eq(fk.reads, 1, "%d", fk.reads);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
+	mfs_blobio_stats(bio, &st);
+	cr_assert_geq(st.fetch_errors, 1);
+	/* back to ABSENT: a new read fetches again (INFLIGHT would hang it) */
+	fk.fail_rc = 0;
+	cr_assert_eq(read_check(b, BSZ + 100, BSZ, NULL), 0);
+	cr_assert_eq(fk.reads, 2);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 2 * BSZ);
+	mfs_blob_close(b);
+}
+
+Test(blobio, verification_mismatch_drops_the_blocks, .fini = teardown)
+{
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	fk.corrupt_at = 5 * BSZ + 17;
+	cr_assert_eq(mfs_blob_fetch_wait(b, 0, fk.size, NULL, NULL), 0);
+	cr_assert_eq(mfs_blob_verify_wait(b), -EBADMSG);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
+	cr_assert_eq(mfs_blob_complete(b), false);
+	/* on_invalid runs just after the verdict is published */
+	wait_for(&invalid_calls, 1);
+	cr_assert_eq(invalid_calls, 1, "%d", invalid_calls);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert(!mfs_bs_has(bs, content_id, i), "block %u still on disk", i);
+	struct mfs_blobio_stats st;
+	mfs_blobio_stats(bio, &st);
+	cr_assert_eq(st.verify_failures, 1);
+	/* good bytes again (the fake's demotion lasts 1 ms): fetched anew, verified */
+	fk.corrupt_at = -1;
+	struct timespec ts = { 0, 5000000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(read_check(b, 0, 8 * BSZ, NULL), 0);
+	cr_assert_eq(mfs_blob_verify_wait(b), 1);
+	mfs_blob_close(b);
+}
+
+Test(blobio, one_block_blob_with_bad_bytes_is_not_served, .fini = teardown)
+{
+	start(3000, 0);
+	struct mfs_blob *b = open_blob();
+	fk.corrupt_at = 100;
+	cr_assert_neq(read_check(b, 0, 3000, NULL), 0);
+	cr_assert_geq(fk.reads, 1);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
+	cr_assert(!mfs_bs_has(bs, content_id, 0));
+	mfs_blob_close(b);
+}
+
+Test(blobio, header_rereads_do_not_read_ahead, .fini = teardown)
+{
+	struct mfs_readahead ra = { 0 };
+
+	start(64 * BSZ, 16 * BSZ);
+	struct mfs_blob *b = open_blob();
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(read_check(b, (uint64_t)i * 512, 512, &ra), 0);
+	cr_assert_eq(read_check(b, 0, 64, &ra), 0);
+	mfs_blob_close(b);
+	stop_bio();
+	assert_fetched_once(0, 0);
+}
+
+Test(blobio, sequential_reader_gets_read_ahead_within_the_cap, .fini = teardown)
+{
+	struct mfs_readahead ra = { 0 };
+	uint32_t max_block = 0;
+
+	start(256 * BSZ, 16 * BSZ);
+	struct mfs_blob *b = open_blob();
+	for (uint32_t i = 0; i < 32; i++)
+		cr_assert_eq(read_check(b, (uint64_t)i * BSZ, BSZ, &ra), 0);
+	mfs_blob_close(b);
+	stop_bio();
+	for (int i = 0; i < fk.nlog; i++) {
+		uint32_t last = (uint32_t)((fk.log_off[i] + fk.log_len[i] - 1) / BSZ);
+		if (last > max_block)
+			max_block = last;
+	}
+	/* ahead of the reader (it read blocks 0-31), never beyond the cap */
+	cr_assert_gt(max_block, 31);
+	cr_assert_leq(max_block, 31 + 16);
+	assert_fetched_once(0, max_block);
+	/* read-ahead came in runs, not one request per block */
+	cr_assert_lt(fk.reads, 32);
+}
+
+Test(blobio, random_reads_do_not_read_ahead, .fini = teardown)
+{
+	struct mfs_readahead ra = { 0 };
+	static const uint32_t blocks[] = { 40, 3, 77, 12, 100, 60 };
+
+	start(128 * BSZ, 16 * BSZ);
+	struct mfs_blob *b = open_blob();
+	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
+		cr_assert_eq(read_check(b, (uint64_t)blocks[i] * BSZ + 100, 1000, &ra), 0);
+	mfs_blob_close(b);
+	stop_bio();
+	cr_assert_eq(fk.bytes, 6 * BSZ);
+	cr_assert_eq(fk.reads, 6);
+}
