@@ -34,12 +34,14 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fs/hfcache.h"
 #include "fs/names.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
 
-enum node_kind { N_ROOT, N_DSROOT, N_ORG, N_REFLINK, N_COMMIT, N_TREE };
+/* N_HF: a node of the huggingface_hub cache view (hfcache.h) */
+enum node_kind { N_ROOT, N_DSROOT, N_ORG, N_REFLINK, N_COMMIT, N_TREE, N_HF };
 
 #define DS_DIR "datasets"
 #define IMMUTABLE_TTL (365.0 * 24 * 3600)
@@ -56,6 +58,7 @@ struct fs_node {
 	const struct mfs_tree *tree; /* COMMIT, TREE */
 	uint32_t tnode;              /* TREE: node in tree (COMMIT: 0) */
 	int64_t mtime_s;
+	struct mfs_hfc_node hf;      /* HF */
 };
 
 struct mfs_fs {
@@ -75,7 +78,8 @@ struct mfs_fs {
 };
 
 struct open_file {
-	struct mfs_blob *blob;
+	struct mfs_blob *blob;       /* NULL for an HF ref file */
+	char ref[41];                /* HF ref file: its content */
 	struct mfs_readahead ra;     /* updated under the blobio lock */
 };
 
@@ -183,25 +187,11 @@ out:
 	return n;
 }
 
-/* Builds "kind\0type\0a\0b\0c" keys in buf; returns the length. */
+/* Builds "kind\0type\0a\0b\0c" keys in buf (names.h); returns the length. */
 static size_t make_key(char *buf, size_t cap, char kind, enum mfs_repo_type t,
 		       const char *a, const char *b, const char *c)
 {
-	const char *parts[3] = { a, b, c };
-	size_t o = 0;
-
-	buf[o++] = kind;
-	buf[o++] = '\0';
-	buf[o++] = (char)('0' + t);
-	for (int i = 0; i < 3 && parts[i]; i++) {
-		size_t l = strlen(parts[i]);
-		if (o + 1 + l >= cap)
-			return 0;
-		buf[o++] = '\0';
-		memcpy(buf + o, parts[i], l);
-		o += l;
-	}
-	return o;
+	return mfs_names_key(buf, cap, kind, t, a, b, c);
 }
 
 /* ---- attributes --------------------------------------------------------------- */
@@ -215,6 +205,9 @@ static void fill_attr(struct mfs_fs *fs, const struct fs_node *n, struct stat *s
 	st->st_mtime = st->st_ctime = st->st_atime = n->mtime_s ? n->mtime_s : fs->mount_time_s;
 	st->st_blksize = 1 << 20;
 	switch (n->kind) {
+	case N_HF:
+		mfs_hfc_stat(&n->hf, st);
+		break;
 	case N_REFLINK: {
 		char target[512];
 		st->st_mode = S_IFLNK | 0777;
@@ -250,6 +243,8 @@ static double node_ttl(struct mfs_fs *fs, const struct fs_node *n)
 		return IMMUTABLE_TTL;
 	case N_REFLINK:
 		return (double)fs->cfg.ref_ttl_ms / 1000.0;
+	case N_HF:
+		return mfs_hfc_ttl(&n->hf, (double)fs->cfg.ref_ttl_ms / 1000.0, IMMUTABLE_TTL);
 	default:
 		return 1.0;
 	}
@@ -372,6 +367,24 @@ static int lookup_in_tree(struct mfs_fs *fs, struct fs_node *dir, const char *na
 	return *out ? 0 : -ENOMEM;
 }
 
+/* A child of the huggingface_hub cache view (parent NULL: the root). */
+static int lookup_hf(struct mfs_fs *fs, struct fs_node *parent, const char *name,
+		     struct fs_node **out)
+{
+	struct fs_node tmpl = { .kind = N_HF };
+	char key[MFS_PATH_MAX + 512];
+	int rc = mfs_hfc_lookup(fs->cat, fs->ix, parent ? &parent->hf : NULL, name, &tmpl.hf);
+
+	if (rc)
+		return rc;
+	tmpl.keylen = mfs_hfc_key(&tmpl.hf, key, sizeof(key));
+	if (tmpl.keylen == 0)
+		return -ENOENT;
+	tmpl.key = key;
+	*out = node_intern(fs, &tmpl);
+	return *out ? 0 : -ENOMEM;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
@@ -387,6 +400,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (strcmp(name, DS_DIR) == 0) {
 			n = node_by_ino(fs, FUSE_ROOT_ID + 1);
 			rc = n ? 0 : -ENOENT;
+		} else if (mfs_hfc_is_root_entry(name)) {
+			rc = lookup_hf(fs, NULL, name, &n);
 		} else {
 			rc = lookup_org(fs, MFS_REPO_MODEL, name, &n);
 		}
@@ -400,6 +415,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	case N_COMMIT:
 	case N_TREE:
 		rc = lookup_in_tree(fs, p, name, &n);
+		break;
+	case N_HF:
+		rc = lookup_hf(fs, p, name, &n);
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -444,10 +462,15 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
 	struct fs_node *n = node_by_ino(fs, ino);
-	char commit[41], target[512];
+	char commit[41], target[MFS_PATH_MAX + 128];
 	int64_t date;
 	int rc;
 
+	if (n && n->kind == N_HF) {
+		rc = mfs_hfc_readlink(&n->hf, target, sizeof(target));
+		(void)(rc ? fuse_reply_err(req, -rc) : fuse_reply_readlink(req, target));
+		return;
+	}
 	if (!n || n->kind != N_REFLINK) {
 		fuse_reply_err(req, n ? EINVAL : ESTALE);
 		return;
@@ -560,6 +583,12 @@ static int add_repo(void *vctx, const char *name)
 	return 0;
 }
 
+static int add_hf(void *vctx, const char *name, mode_t type, const char *key, size_t keylen)
+{
+	dirbuf_add(((struct list_ctx *)vctx)->db, name, type, key_ino(key, keylen));
+	return 0;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
@@ -570,7 +599,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (n->kind == N_REFLINK || (n->kind == N_TREE && !mfs_tree_is_dir(n->tree, n->tnode))) {
+	if (n->kind == N_REFLINK || (n->kind == N_TREE && !mfs_tree_is_dir(n->tree, n->tnode)) ||
+	    (n->kind == N_HF && !mfs_hfc_is_dir(&n->hf))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -587,6 +617,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	case N_ROOT:
 		dirbuf_add(db, DS_DIR, S_IFDIR, FUSE_ROOT_ID + 1);
 		(void)mfs_ix_list_orgs(fs->ix, MFS_REPO_MODEL, add_org, &c);
+		(void)mfs_hfc_list(fs->cat, fs->ix, NULL, add_hf, &c);
+		break;
+	case N_HF:
+		(void)mfs_hfc_list(fs->cat, fs->ix, &n->hf, add_hf, &c);
 		break;
 	case N_DSROOT:
 		(void)mfs_ix_list_orgs(fs->ix, MFS_REPO_DATASET, add_org, &c);
@@ -619,7 +653,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	fi->fh = (uint64_t)(uintptr_t)db;
 	/* Commit directories never change: let the kernel cache listings. */
-	if (n->kind == N_COMMIT || n->kind == N_TREE)
+	if (n->kind == N_COMMIT || n->kind == N_TREE ||
+	    (n->kind == N_HF && n->hf.kind == MFS_HFC_SNAP))
 		fi->cache_readdir = 1;
 	fuse_reply_open(req, fi);
 }
@@ -661,19 +696,56 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- files ------------------------------------------------------------------------- */
 
+/* The tree entry a file node reads as (a file of a commit, or an HF blob),
+ * with the repo and commit to fetch it from; NULL for anything else. */
+static const struct mfs_entry *node_file(const struct fs_node *n, const struct mfs_repo **repo,
+					 const char **commit)
+{
+	if (n->kind == N_HF) {
+		*repo = &n->hf.repo;
+		*commit = n->hf.commit;
+		return mfs_hfc_file_entry(&n->hf);
+	}
+	*repo = &n->repo;
+	*commit = n->commit;
+	return n->kind == N_TREE && !mfs_tree_is_dir(n->tree, n->tnode) ?
+	       n->tree->nodes[n->tnode].e : NULL;
+}
+
+/* An HF refs/<name> file: the commit it names now, read at open; direct
+ * I/O so a moved branch shows at the next open after the ref TTL. */
+static void open_ref(fuse_req_t req, struct mfs_fs *fs, struct fs_node *n,
+		     struct fuse_file_info *fi)
+{
+	struct open_file *of = calloc(1, sizeof(*of));
+	int rc = of ? mfs_hfc_ref_commit(fs->cat, &n->hf, of->ref) : -ENOMEM;
+
+	if (rc) {
+		free(of);
+		fuse_reply_err(req, rc == -ENOENT || rc == -EACCES || rc == -ENOMEM ? -rc : EIO);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)of;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
 	struct fs_node *n = node_by_ino(fs, ino);
 	struct open_file *of = NULL;
 	const struct mfs_entry *e;
+	const struct mfs_repo *repo;
+	const char *commit;
 	int rc;
 
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (n->kind != N_TREE || mfs_tree_is_dir(n->tree, n->tnode)) {
+	e = node_file(n, &repo, &commit);
+	if (!e && !(n->kind == N_HF && n->hf.kind == MFS_HFC_REF)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -681,14 +753,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	e = n->tree->nodes[n->tnode].e;
+	if (!e) {
+		open_ref(req, fs, n, fi);
+		return;
+	}
 	of = calloc(1, sizeof(*of));
 	if (!of) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	struct mfs_blob_desc d = {
-		.repo = &n->repo, .commit = n->commit, .path = e->path,
+		.repo = repo, .commit = commit, .path = e->path,
 		.content_id = mfs_entry_content_id(e), .size = e->size,
 		.lfs = e->sha256[0] != '\0',
 	};
@@ -731,6 +806,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (!of->blob) {
+		size_t len = (size_t)off >= 40 ? 0 : 40 - (size_t)off;
+		fuse_reply_buf(req, of->ref + (len ? off : 0), len < size ? len : size);
+		return;
+	}
 	mfs_blob_read(of->blob, (uint64_t)off, size, &of->ra, read_done, req);
 }
 
@@ -739,7 +819,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	mfs_blob_close(of->blob);
+	if (of->blob)
+		mfs_blob_close(of->blob);
 	free(of);
 	fuse_reply_err(req, 0);
 }
@@ -877,9 +958,10 @@ void mfs_fs_blob_invalid(void *ctx, const char *content_id)
 	pthread_mutex_lock(&fs->lock);
 	for (size_t i = 0; i <= fs->mask; i++) {
 		struct fs_node *nd = fs->slots[i];
-		if (!nd || nd->kind != N_TREE || mfs_tree_is_dir(nd->tree, nd->tnode))
-			continue;
-		if (strcasecmp(mfs_entry_content_id(nd->tree->nodes[nd->tnode].e), content_id))
+		const struct mfs_repo *r;
+		const char *c;
+		const struct mfs_entry *e = nd ? node_file(nd, &r, &c) : NULL;
+		if (!e || strcasecmp(mfs_entry_content_id(e), content_id))
 			continue;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 8;

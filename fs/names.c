@@ -84,3 +84,25 @@ int mfs_names_format(const char *name, const char *rev, char *out, size_t cap)
 	out[o] = '\0';
 	return 0;
 }
+
+size_t mfs_names_key(char *buf, size_t cap, char kind, enum mfs_repo_type t, const char *a,
+		     const char *b, const char *c)
+{
+	const char *parts[3] = { a, b, c };
+	size_t o = 0;
+
+	if (cap < 3)
+		return 0;
+	buf[o++] = kind;
+	buf[o++] = '\0';
+	buf[o++] = (char)('0' + t);
+	for (int i = 0; i < 3 && parts[i]; i++) {
+		size_t l = strlen(parts[i]);
+		if (o + 1 + l >= cap)
+			return 0;
+		buf[o++] = '\0';
+		memcpy(buf + o, parts[i], l);
+		o += l;
+	}
+	return o;
+}

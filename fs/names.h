@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/repo.h"
+
 #define MFS_REV_MAX 256
 
 /* Splits and decodes; 0 or -ENOENT for anything malformed (a name that
@@ -26,5 +28,11 @@ int mfs_names_format(const char *name, const char *rev, char *out, size_t cap);
 
 /* true for exactly 40 hex digits */
 bool mfs_names_is_commit(const char *rev);
+
+/* The identity of a node of the mount: "kind\0type[\0a[\0b[\0c]]]" in buf
+ * (parts stop at the first NULL). Its length, or 0 if it does not fit.
+ * Kinds: fs.c uses 'o', 'l', 'c'; hfcache.c uses 'A' + its node kind. */
+size_t mfs_names_key(char *buf, size_t cap, char kind, enum mfs_repo_type t, const char *a,
+		     const char *b, const char *c);
 
 #endif

@@ -1998,3 +1998,70 @@ int mfs_ix_counters_list(struct mfs_ix *ix, mfs_ix_counter_fn cb, void *ctx)
 	ix_vec_free(&ix_counter_rows, &l);
 	return ret;
 }
+
+/* --- the huggingface_hub cache view ----------------------------------------
+ * Names fs/hfcache.c lists under models--<org>--<name>/: listed commits
+ * (snapshots/) and the etags of their files (blobs/). Rare (readdir of those
+ * directories, or a blob looked up by name), so prepared per call. */
+
+static int ix_hf_names(struct mfs_ix *ix, const char *sql, const struct mfs_repo *repo,
+		       const char *arg, const char *what, mfs_ix_name_fn cb, void *ctx)
+{
+	struct ix_rows rows = ix_name_rows;
+	struct ix_vec l = { 0 };
+	sqlite3_stmt *st = NULL;
+	char **names;
+	int ret;
+
+	if (!ix || !cb || ix_repo_check(repo))
+		return -EINVAL;
+	rows.what = what;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, sql, &st);
+	if (!ret) {
+		ix_bind_repo(st, repo);
+		if (arg)
+			ix_bind_text(st, 3, arg);
+	}
+	ret = ix_query_rows(ix, ret, st, &rows, NULL, &l);
+	names = l.v;
+	for (size_t i = 0; !ret && i < l.n; i++)
+		ret = cb(ctx, names[i]);
+	ix_vec_free(&rows, &l);
+	return ret;
+}
+
+int mfs_ix_list_commits(struct mfs_ix *ix, const struct mfs_repo *repo,
+			mfs_ix_name_fn cb, void *ctx)
+{
+	/* with the commits refs name: huggingface_hub's scans reject a ref
+	 * whose commit snapshots/ does not list */
+	return ix_hf_names(ix, "SELECT c.sha FROM commits c JOIN repos r ON r.id = c.repo"
+			   " WHERE r.type = ?1 AND r.repo_id = ?2 AND c.listed"
+			   " UNION SELECT f.commit_sha FROM refs f JOIN repos r ON r.id = f.repo"
+			   " WHERE r.type = ?1 AND r.repo_id = ?2 ORDER BY 1",
+			   repo, NULL, "list commits", cb, ctx);
+}
+
+int mfs_ix_list_blob_ids(struct mfs_ix *ix, const struct mfs_repo *repo,
+			 mfs_ix_name_fn cb, void *ctx)
+{
+	return ix_hf_names(ix, "SELECT DISTINCT coalesce(e.sha256, e.oid) FROM repos r"
+			   " JOIN commits c ON c.repo = r.id JOIN entries e ON e.commit_id = c.id"
+			   " WHERE r.type = ?1 AND r.repo_id = ?2 AND c.listed AND e.kind = 1"
+			   " ORDER BY 1", repo, NULL, "list blob ids", cb, ctx);
+}
+
+int mfs_ix_blob_commits(struct mfs_ix *ix, const struct mfs_repo *repo,
+			const char *content_id, mfs_ix_name_fn cb, void *ctx)
+{
+	char cid[65];
+
+	if (ix_cid_norm(content_id, cid))
+		return -EINVAL;
+	return ix_hf_names(ix, "SELECT DISTINCT c.sha FROM repos r"
+			   " JOIN commits c ON c.repo = r.id JOIN entries e ON e.commit_id = c.id"
+			   " WHERE r.type = ?1 AND r.repo_id = ?2 AND c.listed AND e.kind = 1"
+			   " AND coalesce(e.sha256, e.oid) = ?3 ORDER BY c.sha",
+			   repo, cid, "find blob", cb, ctx);
+}

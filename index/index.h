@@ -69,6 +69,17 @@ int mfs_ix_list_repos(struct mfs_ix *ix, enum mfs_repo_type t, const char *org,
 int mfs_ix_list_refs(struct mfs_ix *ix, const struct mfs_repo *repo,
 		     mfs_ix_name_fn cb, void *ctx);
 
+/* For the huggingface_hub cache view: listed commits of a repo and those
+ * its refs name; the
+ * distinct content ids (etags) of the files of its listed commits; the
+ * listed commits holding a file with that content id. */
+int mfs_ix_list_commits(struct mfs_ix *ix, const struct mfs_repo *repo,
+			mfs_ix_name_fn cb, void *ctx);
+int mfs_ix_list_blob_ids(struct mfs_ix *ix, const struct mfs_repo *repo,
+			 mfs_ix_name_fn cb, void *ctx);
+int mfs_ix_blob_commits(struct mfs_ix *ix, const struct mfs_repo *repo,
+			const char *content_id, mfs_ix_name_fn cb, void *ctx);
+
 /* --- blobs and blocks ---------------------------------------------------- */
 /* Creates the blob row if missing. If it exists, *block_size gets the block
  * size its blocks were stored with (which wins over the requested one). */

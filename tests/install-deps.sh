@@ -44,4 +44,8 @@ if [ "${1:-}" != "--no-npm" ]; then
 		echo "install-deps: npm ci @huggingface/hub (tests/xetref)" >&2
 		(cd "$here/xetref" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	fi
+	if [ ! -d "$here/hfjs/node_modules/@huggingface/hub" ]; then
+		echo "install-deps: npm ci @huggingface/hub (tests/hfjs)" >&2
+		(cd "$here/hfjs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
 fi

@@ -132,7 +132,7 @@ class HubSim:
 
     def configure(self, **kw):
         """latency_ms, conn_rate_mbps (megabits/s, 0 = unlimited), url_ttl (s),
-        quota_api, quota_resolvers, quota_pages."""
+        quota_api, quota_resolvers, quota_pages, list_page (repos per listing page)."""
         return self._ctl("POST", "/_sim/config", kw)
 
     def rescan(self):

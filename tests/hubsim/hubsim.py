@@ -224,7 +224,8 @@ class Sim:
         self.config = {  # protected by lock
             "latency_ms": float(args.latency_ms), "conn_rate_mbps": float(args.conn_rate_mbps),
             "url_ttl": int(args.url_ttl), "quota_api": 1000000, "quota_resolvers": 10000000,
-            "quota_pages": 1000000}
+            "quota_pages": 1000000,
+            "list_page": 1000}  # repos per page of /api/{t}s (the hub pages them)
         self.faults = []       # protected by lock
         self.fault_seq = 0     # protected by lock
         self.rl_used = {}      # protected by lock: bucket -> count in window
@@ -1353,16 +1354,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return err(404, "Sorry, we can't find the page you are looking for.")
 
     # ---- /api/{t}s?author=
+    # Paged like the tree listing: at most list_page repos (or `limit`, if
+    # smaller) per page, then Link rel="next" with an opaque cursor and every
+    # other query parameter kept. `limit` caps the page, as huggingface_hub
+    # relies on only through the Link chain.
     def r_list(self, ctx, tdir):
         tok, e = self.auth(ctx)
         if e:
             return e
         author = (ctx.q.get("author") or [None])[0]
         search = (ctx.q.get("search") or [""])[0]
+        with self.sim.lock:
+            page_max = int(self.sim.config["list_page"])
         try:
-            limit = int((ctx.q.get("limit") or ["1000"])[0])
+            limit = int((ctx.q.get("limit") or [str(page_max)])[0])
         except ValueError:
-            limit = 1000
+            return err(400, "Invalid limit")
+        if limit <= 0:
+            return err(400, "Invalid limit")
+        limit = min(limit, page_max)
+        off = 0
+        cur = (ctx.q.get("cursor") or [None])[0]
+        if cur:
+            try:
+                off = int(json.loads(base64.urlsafe_b64decode(cur + "=" * (-len(cur) % 4)))["o"])
+            except (ValueError, KeyError, TypeError):
+                return err(400, "Invalid cursor")
         out = []
         if author is not None and self.sim.repo_folder(tdir, author, "x") is None:
             return json_resp(200, [])
@@ -1374,9 +1391,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             info = self.repo_info(v, v["branches"].get(v["default"]), False)
             info.pop("siblings", None)
             out.append(info)
-            if len(out) >= limit:
-                break
-        return json_resp(200, out)
+        r = json_resp(200, out[off:off + limit])
+        if off + limit < len(out):
+            cd = {"o": off + limit, "n": random.randrange(1 << 30)}
+            cursor = base64.urlsafe_b64encode(json.dumps(cd).encode()).decode().rstrip("=")
+            params = [(k, x) for k, vals in ctx.q.items() if k != "cursor" for x in vals]
+            params.append(("cursor", cursor))
+            url = "%s%s?%s" % (HUB_URL[0], ctx.path, urllib.parse.urlencode(params))
+            r.hdr("Link", '<%s>; rel="next"' % url)
+        return r
 
     def repo_info(self, v, s, blobs):
         d = {"_id": hashlib.sha1(("id:" + v["rtype"] + v["rid"]).encode()).hexdigest()[:24],

@@ -448,6 +448,34 @@ class TestMetadata(Base):
         st, h, d = jget(self.sim.hub + "/api/datasets?author=org")
         self.assertEqual([x["id"] for x in d], ["org/ds"])
 
+    def test_list_author_pages_with_link(self):
+        """Like the hub: list_page repos per page, then Link rel="next" (absolute,
+        opaque cursor, other parameters kept) until the last page has none."""
+        self.sim.configure(list_page=2)
+        self.addCleanup(self.sim.configure, list_page=1000)
+        url, seen, pages = self.sim.hub + "/api/models?author=org", [], 0
+        while url:
+            st, h, d = jget(url, {"Authorization": "Bearer hf_bob"})
+            self.assertEqual(st, 200)
+            self.assertLessEqual(len(d), 2)
+            seen += [x["id"] for x in d]
+            pages += 1
+            link = h.get("Link")
+            url = None
+            if link:
+                m = re.match(r'<([^>]+)>; rel="next"', link)
+                self.assertTrue(m, link)
+                url = m.group(1)
+                self.assertTrue(url.startswith(self.sim.hub + "/api/models?"), url)
+                self.assertIn("author=org", url)
+        st, h, d = jget(self.sim.hub + "/api/models?author=org", {"Authorization": "Bearer hf_bob"})
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertIn("org/private", seen)
+        self.assertGreaterEqual(pages, 3)
+        self.assertEqual(len(d), 2)
+        st, _, _ = jget(self.sim.hub + "/api/models?author=org&cursor=!!")
+        self.assertEqual(st, 400)
+
     def test_commits(self):
         st, h, d = self.api("/commits/main")
         self.assertEqual(st, 200)

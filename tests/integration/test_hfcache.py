@@ -1,0 +1,244 @@
+"""test_hfcache.py - the mount as a huggingface_hub cache (issue 14, part 1).
+
+What it covers, against the hub simulator:
+- models--<org>--<name>/ and datasets--<org>--<name>/ at the root: looked up
+  on demand, listed by readdir next to the orgs once the cache knows them;
+- refs/<branch> holds the 40-hex commit (no newline), refs/refs/pr/1 nests;
+- snapshots/<commit>/<path> are symlinks to ../../blobs/<etag> with one more
+  ../ per directory level, for any commit; blobs/<etag> reads as the file
+  (sha256 for LFS files, git sha1 otherwise); everything is read-only;
+- Hugging Face's own JS client (@huggingface/hub, tests/hfjs): with the mount
+  as cacheDir, downloadFileToCacheDir returns a path under the mount and
+  downloads nothing (revision = commit: no request at all; revision "main":
+  one paths-info call, no file bytes); scanCacheDir lists the repos.
+Needs tests/hfjs/node_modules (tests/install-deps.sh runs `npm ci` there);
+without it the JS tests FAIL saying so.
+"""
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import urllib.request
+
+from harness import SRC, MountCase, make_repo, rand_bytes, read_file, wait_until
+
+HFJS_DIR = os.path.join(SRC, "tests", "hfjs")
+HFJS = os.path.join(HFJS_DIR, "hfjs.mjs")
+MiB = 1 << 20
+
+
+def git_sha1(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def hfjs_problem():
+    if shutil.which("node") is None:
+        return "node is not installed (tests/hfjs needs node >= 18)"
+    if not os.path.isdir(os.path.join(HFJS_DIR, "node_modules", "@huggingface", "hub")):
+        return ("tests/hfjs/node_modules is missing: run `cd tests/hfjs && npm ci` "
+                "(tests/install-deps.sh does)")
+    return None
+
+
+def hfjs(*args, timeout=120):
+    """Runs tests/hfjs/hfjs.mjs; returns its JSON answer."""
+    r = subprocess.run(["node", HFJS] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout, cwd=HFJS_DIR, stdin=subprocess.DEVNULL,
+                       env={k: v for k, v in os.environ.items()
+                            if not k.startswith("HF_") and k != "HUGGINGFACE_HUB_CACHE"})
+    lines = [x for x in r.stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        raise AssertionError("hfjs %s: no answer (rc %d): %s" % (args[0], r.returncode, r.stderr))
+    return json.loads(lines[-1])
+
+
+class HfCacheBase(MountCase):
+    def setUp(self):
+        super().setUp()
+        self.files = {
+            "config.json": b'{"architectures": ["LlamaForCausalLM"]}\n',
+            "model.safetensors": rand_bytes(3 * MiB + 17, seed=14),
+            "sub/dir/notes.txt": b"hello\n",
+            "tokenizer.json": b'{"v": 1}\n',
+        }
+        make_repo(self.root, "TheOrg/tiny", self.files, tags={"v1.0": "main"})
+        make_repo(self.root, "TheOrg/tiny", {"config.json": b'{"pr": 1}\n'}, branch="refs/pr/1")
+        make_repo(self.root, "DataOrg/set", {"data.csv": b"a,b\n1,2\n"}, repo_type="dataset")
+        self.start_sim()
+
+    def api(self, path):
+        with urllib.request.urlopen(self.sim.hub + path) as r:
+            return json.loads(r.read())
+
+    def commit(self, rev="main", rid="TheOrg/tiny", t="models"):
+        return self.api("/api/%s/%s/revision/%s" % (t, rid, rev.replace("/", "%2F")))["sha"]
+
+    def etag(self, path):
+        data = self.files[path]
+        if path.endswith(".safetensors"):
+            return hashlib.sha256(data).hexdigest()
+        return git_sha1(data)
+
+    def file_bytes(self):
+        st = self.sim.stats()
+        return sum(v for k, v in st["body_bytes"].items())
+
+
+class Layout(HfCacheBase):
+    def setUp(self):
+        super().setUp()
+        self.mp = self.mount()
+        self.repo = os.path.join(self.mp, "models--TheOrg--tiny")
+
+    def test_refs_hold_the_commit_without_newline(self):
+        c = self.commit()
+        self.assertEqual(read_file(os.path.join(self.repo, "refs", "main")), c.encode())
+        self.assertEqual(read_file(os.path.join(self.repo, "refs", "v1.0")), c.encode())
+        pr = self.commit("refs/pr/1")
+        self.assertNotEqual(pr, c)
+        self.assertEqual(read_file(os.path.join(self.repo, "refs", "refs", "pr", "1")),
+                         pr.encode())
+        st = os.stat(os.path.join(self.repo, "refs", "main"))
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(st.st_size, 40)
+        self.assertOSError(errno.ENOENT, os.stat, os.path.join(self.repo, "refs", "nobranch"))
+        self.assertOSError(errno.ENOENT, os.stat, os.path.join(self.repo, "refs", c))
+        self.assertIn("main", os.listdir(os.path.join(self.repo, "refs")))
+        self.assertIn("refs", os.listdir(os.path.join(self.repo, "refs")))
+
+    def test_snapshots_link_to_blobs_like_huggingface_hub(self):
+        c = self.commit()
+        snap = os.path.join(self.repo, "snapshots", c)
+        self.assertEqual(sorted(os.listdir(snap)),
+                         ["config.json", "model.safetensors", "sub", "tokenizer.json"])
+        self.assertEqual(os.readlink(os.path.join(snap, "config.json")),
+                         "../../blobs/" + self.etag("config.json"))
+        self.assertEqual(os.readlink(os.path.join(snap, "model.safetensors")),
+                         "../../blobs/" + self.etag("model.safetensors"))
+        self.assertEqual(os.readlink(os.path.join(snap, "sub", "dir", "notes.txt")),
+                         "../../../../blobs/" + self.etag("sub/dir/notes.txt"))
+        for p, data in self.files.items():
+            full = os.path.join(snap, *p.split("/"))
+            self.assertTrue(stat.S_ISLNK(os.lstat(full).st_mode), p)
+            self.assertEqual(os.lstat(full).st_size, len(os.readlink(full)))
+            self.assertEqual(os.path.realpath(full),
+                             os.path.join(os.path.realpath(self.repo), "blobs", self.etag(p)))
+            self.assertFileEqual(full, data)
+        self.assertIn(c, os.listdir(os.path.join(self.repo, "snapshots")))
+        blobs = os.listdir(os.path.join(self.repo, "blobs"))
+        self.assertEqual(sorted(blobs), sorted(self.etag(p) for p in self.files))
+        st = os.stat(os.path.join(self.repo, "blobs", self.etag("model.safetensors")))
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(st.st_size, len(self.files["model.safetensors"]))
+
+    def test_any_commit_and_datasets(self):
+        pr = self.commit("refs/pr/1")
+        snap = os.path.join(self.repo, "snapshots", pr)
+        self.assertFileEqual(os.path.join(snap, "config.json"), b'{"pr": 1}\n')
+        self.assertOSError(errno.ENOENT, os.stat,
+                           os.path.join(self.repo, "snapshots", "0" * 40))
+        self.assertOSError(errno.ENOENT, os.stat,
+                           os.path.join(self.repo, "snapshots", pr.upper()))
+        self.assertOSError(errno.ENOENT, os.stat,
+                           os.path.join(self.repo, "blobs", "ab" * 20))
+        ds = os.path.join(self.mp, "datasets--DataOrg--set")
+        c = self.commit(rid="DataOrg/set", t="datasets")
+        self.assertEqual(read_file(os.path.join(ds, "refs", "main")), c.encode())
+        self.assertFileEqual(os.path.join(ds, "snapshots", c, "data.csv"), b"a,b\n1,2\n")
+        self.assertOSError(errno.ENOENT, os.stat, os.path.join(self.mp, "models--TheOrg--nope"))
+        self.assertOSError(errno.ENOENT, os.stat, os.path.join(self.mp, "models--TheOrg"))
+        self.assertOSError(errno.ENOENT, os.stat, os.path.join(self.mp, "models--a--b--c"))
+        root = os.listdir(self.mp)
+        for name in ("TheOrg", "datasets", "models--TheOrg--tiny", "datasets--DataOrg--set"):
+            self.assertIn(name, root)
+        self.assertEqual(sorted(os.listdir(self.repo)), ["blobs", "refs", "snapshots"])
+
+    def test_read_only(self):
+        c = self.commit()
+        snap = os.path.join(self.repo, "snapshots", c)
+        self.assertOSError(errno.EROFS, os.mkdir, os.path.join(self.repo, ".locks"))
+        self.assertOSError(errno.EROFS, os.symlink, "x", os.path.join(snap, "new"))
+        self.assertOSError(errno.EROFS, open, os.path.join(self.repo, "refs", "main"), "wb")
+        self.assertOSError(errno.EROFS, open,
+                           os.path.join(self.repo, "blobs", self.etag("config.json")), "ab")
+        # hf_hub_download makes .locks/<repo folder> (exist_ok) before it
+        # returns a snapshot file it already has: that must not fail
+        locks = os.path.join(self.mp, ".locks", "models--TheOrg--tiny")
+        os.makedirs(locks, exist_ok=True)
+        os.makedirs(os.path.join(self.repo, "blobs"), exist_ok=True)
+        os.makedirs(os.path.join(self.repo, "snapshots", c, "sub", "dir"), exist_ok=True)
+        self.assertEqual(os.listdir(locks), [])
+        self.assertOSError(errno.EROFS, open, os.path.join(locks, "x.lock"), "w")
+        self.assertNotIn(".locks", os.listdir(self.mp))
+
+
+class HuggingFaceJs(HfCacheBase):
+    def setUp(self):
+        super().setUp()
+        problem = hfjs_problem()
+        if problem:
+            self.fail(problem)
+        self.mp = self.mount()
+
+    def test_download_to_cache_dir_downloads_nothing(self):
+        c = self.commit()
+        # warm the catalog the way a first user would (listing the commit)
+        os.listdir(os.path.join(self.mp, "TheOrg", "tiny@" + c))
+        self.sim.reset_stats()
+        for path in self.files:
+            r = hfjs("download", self.sim.hub, self.mp, "TheOrg/tiny", path, c)
+            self.assertNotIn("error", r, r)
+            want = os.path.join(self.mp, "models--TheOrg--tiny", "snapshots", c, path)
+            self.assertEqual(r["path"], want)
+            self.assertFileEqual(r["path"], self.files[path])
+        total = sum(len(v) for v in self.files.values())
+        wait_until(lambda: self.sim.stats()["body_bytes_total"] >= total)
+        st = self.sim.stats()
+        self.assertEqual(st["body_bytes_total"], total,
+                         "the mount itself fetched each file once, nothing more")
+        self.assertEqual(st["requests"].get("api", 0), 0,
+                         "revision = commit: the JS client asked the hub nothing")
+
+    def test_download_main_asks_paths_info_only(self):
+        c = self.commit()
+        os.listdir(os.path.join(self.mp, "TheOrg", "tiny@" + c))
+        for path in self.files:  # bytes into the block cache first
+            read_file(os.path.join(self.mp, "TheOrg", "tiny@" + c, path))
+        # the simulator counts a body after sending it: let the count land
+        total = sum(len(v) for v in self.files.values())
+        self.assertTrue(wait_until(lambda: self.sim.stats()["body_bytes_total"] >= total))
+        self.sim.reset_stats()
+        for path in self.files:
+            r = hfjs("download", self.sim.hub, self.mp, "TheOrg/tiny", path, "main")
+            self.assertNotIn("error", r, r)
+            self.assertTrue(r["path"].startswith(self.mp + os.sep), r["path"])
+            self.assertFileEqual(r["path"], self.files[path])
+        st = self.sim.stats()
+        by = st["requests_by_path"]
+        self.assertEqual(sum(v for k, v in by.items() if "paths-info" in k), len(self.files), by)
+        file_bytes = sum(v for k, v in st["body_bytes"].items() if "paths-info" not in k)
+        self.assertEqual(file_bytes, 0, st["body_bytes"])
+        print("hfjs revision=main: %d paths-info calls, %d file bytes from the hub"
+              % (len(self.files), file_bytes))
+
+    def test_scan_cache_dir_lists_repos(self):
+        c = self.commit()
+        read_file(os.path.join(self.mp, "models--TheOrg--tiny", "refs", "main"))
+        os.listdir(os.path.join(self.mp, "TheOrg", "tiny@" + c))
+        self.sim.reset_stats()
+        r = hfjs("scan", self.mp, timeout=300)
+        self.assertNotIn("error", r, r)
+        repos = {x["id"]: x for x in r["repos"]}
+        self.assertIn("TheOrg/tiny", repos, r)
+        tiny = repos["TheOrg/tiny"]
+        self.assertEqual(tiny["type"], "model")
+        revs = {v["commit"]: v for v in tiny["revisions"]}
+        self.assertIn(c, revs)
+        self.assertIn("main", revs[c]["refs"])
+        top = {os.path.basename(f["path"]): f for f in revs[c]["files"]}
+        self.assertEqual(sorted(top), ["config.json", "model.safetensors", "tokenizer.json"])
+        self.assertEqual(top["model.safetensors"]["size"], len(self.files["model.safetensors"]))
+        self.assertEqual(self.sim.stats()["body_bytes_total"], 0, "a scan reads no file bytes")
