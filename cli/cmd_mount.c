@@ -160,11 +160,14 @@ int mfs_cmd_mount(int argc, char **argv)
 				return mfs_usage_error("mount", "--fetch-timeout: bad duration '%s'",
 						       optarg);
 			break;
-		case OPT_THREADS:
-			cfg.fetch_threads = atoi(optarg);
-			if (cfg.fetch_threads < 1 || cfg.fetch_threads > 64)
-				return mfs_usage_error("mount", "--fetch-threads: 1 to 64");
+		case OPT_THREADS: {
+			long v;
+			if (mfs_parse_int(optarg, 1, 64, &v))
+				return mfs_usage_error("mount", "--fetch-threads: a number from 1 to 64, not '%s'",
+						       optarg);
+			cfg.fetch_threads = (int)v;
 			break;
+		}
 		case OPT_MIRROR:
 		case OPT_PEER:
 			if (mfs_cfg_source_flag(c == OPT_MIRROR ? &mirrors : &peers,

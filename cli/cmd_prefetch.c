@@ -499,9 +499,8 @@ static int run_cmd(int argc, char **argv, bool pin)
 			update = true;
 			break;
 		case 'j': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 64) {
+			long v;
+			if (mfs_parse_int(optarg, 1, 64, &v)) {
 				status = mfs_usage_error(cmd, "--jobs: a number from 1 to 64, not '%s'",
 							 optarg);
 				goto out;

@@ -140,13 +140,11 @@ int mfs_cmd_serve(int argc, char **argv)
 			return 0;
 		case OPT_LISTEN: {
 			const char *colon = strrchr(optarg, ':');
-			char *e;
 			long port;
 			if (!colon || (size_t)(colon - optarg) >= sizeof(host) || colon == optarg)
 				return mfs_usage_error("serve", "--listen: expected HOST:PORT");
-			port = strtol(colon + 1, &e, 10);
-			if (*e || colon[1] == '\0' || port < 0 || port > 65535)
-				return mfs_usage_error("serve", "--listen: bad port");
+			if (mfs_parse_int(colon + 1, 0, 65535, &port))
+				return mfs_usage_error("serve", "--listen: bad port '%s'", colon + 1);
 			memcpy(host, optarg, (size_t)(colon - optarg));
 			host[colon - optarg] = '\0';
 			cfg.port = (int)port;
@@ -190,16 +188,23 @@ int mfs_cmd_serve(int argc, char **argv)
 		case OPT_PROXY:
 			cfg.proxy = optarg;
 			break;
-		case OPT_WORKERS:
-			cfg.workers = atoi(optarg);
-			if (cfg.workers < 1 || cfg.workers > 256)
-				return mfs_usage_error("serve", "--workers: 1 to 256");
+		case OPT_WORKERS: {
+			long v;
+			if (mfs_parse_int(optarg, 1, 256, &v))
+				return mfs_usage_error("serve", "--workers: a number from 1 to 256, not '%s'",
+						       optarg);
+			cfg.workers = (int)v;
 			break;
-		case OPT_MAXCONNS:
-			cfg.max_conns = atoi(optarg);
-			if (cfg.max_conns < 4 || cfg.max_conns > 100000)
-				return mfs_usage_error("serve", "--max-conns: 4 to 100000");
+		}
+		case OPT_MAXCONNS: {
+			long v;
+			if (mfs_parse_int(optarg, 4, 100000, &v))
+				return mfs_usage_error("serve",
+						       "--max-conns: a number from 4 to 100000, not '%s'",
+						       optarg);
+			cfg.max_conns = (int)v;
 			break;
+		}
 		case OPT_IDLE:
 			if (mfs_parse_seconds(optarg, &ms) || ms < 100 || ms > 86400000)
 				return mfs_usage_error("serve", "--idle-timeout: bad duration");

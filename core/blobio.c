@@ -216,10 +216,17 @@ int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 	pthread_mutex_init(&bio->lock, NULL);
 	pthread_cond_init(&bio->work, NULL);
 	pthread_mutex_init(&bio->mem.lock, NULL);
-	bio->mem.lru.next = bio->mem.lru.prev = &bio->mem.lru;
-	bio->threads = calloc((size_t)bio->cfg.fetch_threads, sizeof(pthread_t));
-	if (!bio->threads)
+	bio->mem.lru = calloc(1, sizeof(*bio->mem.lru));
+	if (!bio->mem.lru) {
+		rc = -ENOMEM;
 		goto fail;
+	}
+	bio->mem.lru->next = bio->mem.lru->prev = bio->mem.lru;
+	bio->threads = calloc((size_t)bio->cfg.fetch_threads, sizeof(pthread_t));
+	if (!bio->threads) {
+		rc = -ENOMEM;	/* rc is 0 after a successful mfs_srcset_new */
+		goto fail;
+	}
 	for (int i = 0; i < bio->cfg.fetch_threads; i++) {
 		rc = -pthread_create(&bio->threads[i], NULL, bio_worker, bio);
 		if (rc)
@@ -244,11 +251,12 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 	for (int i = 0; i < bio->nthreads; i++)
 		pthread_join(bio->threads[i], NULL);
 	free(bio->threads);
-	for (struct dblock *v = bio->mem.lru.next; v != &bio->mem.lru;) {
+	for (struct dblock *v = bio->mem.lru ? bio->mem.lru->next : NULL; v != bio->mem.lru;) {
 		struct dblock *next = v->next;
 		free(v);
 		v = next;
 	}
+	free(bio->mem.lru);
 	for (int i = 0; i < BLOB_BUCKETS; i++) {
 		for (struct mfs_blob *b = bio->blobs[i], *n; b; b = n) {
 			n = b->hnext;

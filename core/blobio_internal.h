@@ -108,7 +108,9 @@ struct mfs_blobio {
 	struct {
 		pthread_mutex_t lock;
 		struct dblock *table[MEM_BUCKETS]; /* protected by mem.lock */
-		struct dblock lru;         /* sentinel; protected by mem.lock */
+		struct dblock *lru;        /* sentinel (allocated: a struct with a
+					    * flexible array cannot be a member);
+					    * protected by mem.lock */
 		size_t bytes;              /* protected by mem.lock */
 	} mem;
 };

@@ -27,10 +27,10 @@ static void mem_unlink_lru(struct dblock *d)
 
 static void mem_push_front(struct mfs_blobio *bio, struct dblock *d)
 {
-	d->next = bio->mem.lru.next;
-	d->prev = &bio->mem.lru;
+	d->next = bio->mem.lru->next;
+	d->prev = bio->mem.lru;
 	d->next->prev = d;
-	bio->mem.lru.next = d;
+	bio->mem.lru->next = d;
 }
 
 static void mem_remove_locked(struct mfs_blobio *bio, struct dblock *d)
@@ -97,8 +97,8 @@ void bio_mem_insert(struct mfs_blobio *bio, struct dblock *d)
 	d->cached = true;
 	mem_push_front(bio, d);
 	bio->mem.bytes += d->len;
-	for (struct dblock *v = bio->mem.lru.prev;
-	     bio->mem.bytes > bio->cfg.mem_cache_bytes && v != &bio->mem.lru;) {
+	for (struct dblock *v = bio->mem.lru->prev;
+	     bio->mem.bytes > bio->cfg.mem_cache_bytes && v != bio->mem.lru;) {
 		struct dblock *prev = v->prev;
 		if (v->refs == 0) {
 			mem_remove_locked(bio, v);
@@ -120,7 +120,7 @@ void bio_mem_drop_blob(struct mfs_blobio *bio, const char *id)
 	struct dblock *victims = NULL;
 
 	pthread_mutex_lock(&bio->mem.lock);
-	for (struct dblock *v = bio->mem.lru.next; v != &bio->mem.lru;) {
+	for (struct dblock *v = bio->mem.lru->next; v != bio->mem.lru;) {
 		struct dblock *next = v->next;
 		if (strcmp(v->id, id) == 0) {
 			mem_remove_locked(bio, v);

@@ -215,7 +215,10 @@ static char *decode(struct slice sl, const char **err)
 		case 'u': break;
 		default: *w++ = sl.s[i + 1]; i += 2; continue;
 		}
-		(void)hex4(sl.s + i + 2, sl.len - i - 2, &cp);	/* checked by string() */
+		/* string() checked the escape already; checking again costs
+		 * nothing and keeps cp defined on every path. */
+		if (i + 6 > sl.len || !hex4(sl.s + i + 2, sl.len - i - 2, &cp))
+			goto bad;
 		i += 6;
 		if (cp >= 0xD800 && cp < 0xDC00) {
 			if (i + 6 > sl.len || sl.s[i] != '\\' || sl.s[i + 1] != 'u' ||

@@ -2,11 +2,13 @@
 # run-all.sh - the whole test suite, from a fresh Debian 12 to one count.
 #
 #   1. installs dependencies (tests/install-deps.sh)
-#   2. builds and runs every suite (unit, hubsim, gen, integration)
+#   2. builds (warnings are errors here) and runs every suite (unit,
+#      hubsim, gen, integration); also compiles with clang at -O3, which
+#      warns about other things than gcc does (no tests run on that build)
 #   3. builds again with AddressSanitizer + UBSan and runs the C suites
 #      (unit, integration: the mount daemon itself runs sanitized);
 #      any sanitizer report (leaks included) fails the run
-#   4. prints per-test counts and, last, "N passed, N failed"
+#   4. prints per-test counts and, last, "N passed, N failed, N skipped"
 # Needs root (FUSE mounts, apt). Exit status 0 only if everything passed.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +16,7 @@ cd "$ROOT"
 BUILD=${MODELFS_BUILD_DIR:-$ROOT/build}
 ASAN=${MODELFS_ASAN_DIR:-$ROOT/build-asan}
 
-bash tests/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash tests/install-deps.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 step() { echo; echo "==== $* ===="; }
 
@@ -29,7 +31,7 @@ setup() {  # dir, extra meson args...
 
 rc=0
 step "build ($BUILD)"
-if setup "$BUILD" && ninja -C "$BUILD"; then
+if setup "$BUILD" -Dwerror=true && ninja -C "$BUILD"; then
 	step "tests"
 	meson test -C "$BUILD" --print-errorlogs --no-rebuild || rc=1
 else
@@ -37,10 +39,23 @@ else
 	rm -f "$BUILD/meson-logs/testlog.json"
 fi
 
+# A compile-only build: clang, release (-O3), warnings as errors. It counts
+# as one test in the summary so a clang-only warning fails the run.
+CLANG=${MODELFS_CLANG_DIR:-$ROOT/build-clang}
+step "clang -O3 build ($CLANG)"
+mkdir -p "$CLANG/meson-logs"
+if command -v clang >/dev/null && CC=clang setup "$CLANG" --buildtype=release -Dwerror=true \
+	&& ninja -C "$CLANG"; then
+	echo '{"name": "clang-O3-build", "result": "OK", "stdout": ""}' >"$CLANG/meson-logs/testlog.json"
+else
+	rc=1
+	echo '{"name": "clang-O3-build", "result": "FAIL", "stdout": ""}' >"$CLANG/meson-logs/testlog.json"
+fi
+
 export SANITIZER_LOG_DIR="$ROOT/build-asan-reports"
 rm -rf "$SANITIZER_LOG_DIR" && mkdir -p "$SANITIZER_LOG_DIR"
 step "sanitizer build ($ASAN)"
-if setup "$ASAN" -Db_sanitize=address,undefined -Db_lundef=false && ninja -C "$ASAN"; then
+if setup "$ASAN" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false && ninja -C "$ASAN"; then
 	step "sanitizer tests"
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=$SANITIZER_LOG_DIR/asan" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$SANITIZER_LOG_DIR/ubsan" \
@@ -51,5 +66,5 @@ else
 fi
 
 step "summary"
-python3 tests/summarize.py "$BUILD" "$ASAN" || rc=1
+python3 tests/summarize.py "$BUILD" "$CLANG" "$ASAN" || rc=1
 exit $rc

@@ -6,11 +6,14 @@
  * means MiB too. Fractions are computed exactly in integers (no float
  * rounding), so "1.5T" is exactly 3 << 39. Exponents ("1e3"), signs and
  * unknown suffixes are rejected rather than guessed.
- * It does not parse durations with units ("5m"): only plain seconds.
+ * Plain integers (counts, ports) are strict too: the whole string must be
+ * the number. It does not parse durations with units ("5m"): only plain
+ * seconds.
  */
 #include "util/size.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +61,39 @@ static const char *parse_decimal(const char *s, uint64_t *ip, uint64_t *frac_num
 	*frac_num = fn;
 	*frac_den = fd;
 	return s;
+}
+
+int mfs_parse_int(const char *s, long min, long max, long *out)
+{
+	bool neg = false, overflow = false;
+	unsigned long v = 0;
+	const char *p = s;
+
+	if (!s)
+		return -EINVAL;
+	if (*p == '-') {
+		neg = true;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > ((unsigned long)LONG_MAX + 1 - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	if (*p)
+		return -EINVAL;
+	if (overflow || (!neg && v > (unsigned long)LONG_MAX))
+		return -ERANGE;
+	/* v <= LONG_MAX + 1 here; only -(LONG_MAX + 1) needs the detour. */
+	long x = neg ? (v ? -(long)(v - 1) - 1 : 0) : (long)v;
+	if (x < min || x > max)
+		return -ERANGE;
+	*out = x;
+	return 0;
 }
 
 int mfs_parse_size(const char *s, uint64_t *out)

@@ -28,6 +28,21 @@ class Usage(MountCase):
             self.assertEqual(r.returncode, 2, argv)
             self.assertTrue(r.stderr.strip(), argv)
 
+    def test_integer_options_are_strict(self):
+        # atoi() read "8x" as 8 and "x" as 0; every integer option now
+        # takes only a whole decimal number in its range.
+        cache = os.path.join(self.tmp, "c")
+        for argv in (["mount", "/tmp", "--fetch-threads", "8x"],
+                     ["mount", "/tmp", "--fetch-threads", " 8"],
+                     ["mount", "/tmp", "--fetch-threads", "0"],
+                     ["serve", "--cache", cache, "--workers", "8x"],
+                     ["serve", "--cache", cache, "--max-conns", "1e3"],
+                     ["serve", "--cache", cache, "--listen", "127.0.0.1:80x"],
+                     ["prefetch", "--cache", cache, "--jobs", "4k", "org/name"]):
+            r = self.run_modelfs(*argv)
+            self.assertEqual(r.returncode, 2, argv)
+            self.assertIn("not '" if "--listen" not in argv else "bad port", r.stderr, argv)
+
     def test_runtime_failures_exit_1(self):
         r = self.run_modelfs("mount", os.path.join(self.tmp, "missing"), "--cache",
                              os.path.join(self.tmp, "c"))

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -53,6 +54,38 @@ Test(size, parse_invalid)
 	for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
 		cr_assert_eq(mfs_parse_size(big[i], &v), -ERANGE, "<%s>", big[i]);
 	cr_assert_eq(mfs_parse_size("4611686018427387904", &v), 0);
+}
+
+Test(size, parse_int)
+{
+	long v = 777;
+	cr_assert_eq(mfs_parse_int("8", 1, 64, &v), 0);
+	cr_assert_eq(v, 8);
+	cr_assert_eq(mfs_parse_int("-3", -5, 5, &v), 0);
+	cr_assert_eq(v, -3);
+	cr_assert_eq(mfs_parse_int("0", 0, 0, &v), 0);
+	cr_assert_eq(v, 0);
+	cr_assert_eq(mfs_parse_int("9223372036854775807", 0, LONG_MAX, &v), 0);
+	cr_assert_eq(v, LONG_MAX);
+	cr_assert_eq(mfs_parse_int("-9223372036854775808", LONG_MIN, 0, &v), 0);
+	cr_assert_eq(v, LONG_MIN);
+
+	/* What atoi accepted or turned into 0 without a word. */
+	const char *bad[] = { "8x", "", "x8", " 8", "8 ", "+8", "0x10", "1e3", "8.0", "-", "--1",
+			      "8\n", "1,000" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 777;
+		cr_assert_eq(mfs_parse_int(bad[i], 0, 100, &v), -EINVAL, "<%s>", bad[i]);
+		cr_assert_eq(v, 777, "output untouched on error");
+	}
+	cr_assert_eq(mfs_parse_int(NULL, 0, 100, &v), -EINVAL);
+	const char *range[] = { "0", "65", "-1", "9223372036854775808", "99999999999999999999",
+				"-9223372036854775809" };
+	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		v = 777;
+		cr_assert_eq(mfs_parse_int(range[i], 1, 64, &v), -ERANGE, "<%s>", range[i]);
+		cr_assert_eq(v, 777);
+	}
 }
 
 Test(size, format)
