@@ -93,6 +93,16 @@ bool mfs_cat_hub_usable(struct mfs_catalog *cat)
 	return ok;
 }
 
+struct mfs_hub *mfs_cat_hub(struct mfs_catalog *cat)
+{
+	return cat->hub;
+}
+
+int64_t mfs_cat_ref_ttl_ms(const struct mfs_catalog *cat)
+{
+	return cat->cfg.ref_ttl_ms;
+}
+
 void mfs_cat_note_hub(struct mfs_catalog *cat, int rc)
 {
 	pthread_mutex_lock(&cat->lock);

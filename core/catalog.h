@@ -65,6 +65,11 @@ int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char
  * recently dead). */
 bool mfs_cat_hub_usable(struct mfs_catalog *cat);
 
+/* The hub (NULL when offline) and the ref TTL, for core/orglist.c, whose
+ * listings follow the same rules. */
+struct mfs_hub *mfs_cat_hub(struct mfs_catalog *cat);
+int64_t mfs_cat_ref_ttl_ms(const struct mfs_catalog *cat);
+
 /* Mirrors to ask for metadata when the hub is down or failing (repo
  * info, trees, org lookups), in order. src is not owned; NULL = none.
  * Ignored in offline mode. Call before the first lookup. */

@@ -435,6 +435,23 @@ out:
 	return rc;
 }
 
+/* For the other files of fetch/ (hub_internal.h). */
+int mfs_hub_api_get(struct mfs_hub *hub, const struct mfs_repo *who, const char *url,
+		    char **body, size_t *blen, char **next)
+{
+	return api_get(hub, who, url, body, blen, next);
+}
+
+bool mfs_hub_same_origin(const struct mfs_hub *hub, const char *url)
+{
+	return same_origin(hub, url);
+}
+
+const char *mfs_hub_endpoint(const struct mfs_hub *hub)
+{
+	return hub->endpoint;
+}
+
 /* ---------------- public: lifecycle ---------------- */
 
 int mfs_hub_new(const struct mfs_hub_config *cfg, struct mfs_hub **out)

@@ -56,4 +56,15 @@ int mfs_hub_url_expires(const char *url, int64_t *out);
 /* errno for an HTTP error status and the hub's X-Error-Code/-Message. */
 int mfs_hub_map_status(long status, const char *err_code, const char *err_msg);
 
+/* hub.c's JSON GET (retries, redirects by hand, auth only to the
+ * endpoint) for the other files of fetch/: *body malloc'd; *next (if
+ * wanted) the absolute Link rel="next" URL or NULL. who names the repo or
+ * org in log lines about refused access. */
+int mfs_hub_api_get(struct mfs_hub *hub, const struct mfs_repo *who, const char *url,
+		    char **body, size_t *blen, char **next);
+/* true when url is on the endpoint's own scheme://host:port */
+bool mfs_hub_same_origin(const struct mfs_hub *hub, const char *url);
+/* the endpoint, without a trailing '/' */
+const char *mfs_hub_endpoint(const struct mfs_hub *hub);
+
 #endif

@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "core/orglist.h"
 #include "fs/hfcache.h"
 #include "fs/names.h"
 #include "util/hash.h"
@@ -65,6 +66,7 @@ struct mfs_fs {
 	struct mfs_fs_config cfg;
 	struct mfs_catalog *cat;
 	struct mfs_ix *ix;
+	struct mfs_orgl *orgl;       /* what ls <org>/ lists */
 	struct mfs_blobio *bio;
 	struct fuse_session *se;
 	int64_t mount_time_s;
@@ -626,7 +628,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		(void)mfs_ix_list_orgs(fs->ix, MFS_REPO_DATASET, add_org, &c);
 		break;
 	case N_ORG:
-		(void)mfs_ix_list_repos(fs->ix, n->repo.type, n->repo.id, add_repo, &c);
+		(void)mfs_orgl_list(fs->orgl, n->repo.type, n->repo.id, add_repo, &c);
 		break;
 	default: {
 		const struct mfs_tree_node *d = &n->tree->nodes[n->tnode];
@@ -901,7 +903,7 @@ int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	pthread_mutex_init(&fs->lock, NULL);
 	fs->mask = 1023;
 	fs->slots = calloc(fs->mask + 1, sizeof(*fs->slots));
-	if (!fs->slots)
+	if (!fs->slots || mfs_orgl_new(cat, ix, &fs->orgl))
 		goto fail;
 	/* The two roots at fixed inodes 1 and 2 (key_ino never returns < 16,
 	 * and their keys are not of any form the namespace builds). */
@@ -933,6 +935,7 @@ void mfs_fs_free(struct mfs_fs *fs)
 		}
 	}
 	free(fs->slots);
+	mfs_orgl_free(fs->orgl);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }

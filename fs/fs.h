@@ -6,11 +6,13 @@
  * Namespace (DESIGN.md §1):
  *   /                              orgs known to the index, and "datasets"
  *   /datasets/                     dataset orgs
- *   /<org>/                        appears on lookup if the hub knows it
+ *   /<org>/                        appears on lookup if the hub knows it; lists
+ *                                  the org's repos (core/orglist.h)
  *   /<org>/<name>                  symlink -> <name>@<commit> (default branch)
  *   /<org>/<name>@<rev>            symlink -> <name>@<commit>; '/' in rev is
  *                                  written %2F (name@refs%2Fpr%2F1)
  *   /<org>/<name>@<40-hex commit>  the tree of that commit, immutable
+ *   /models--<org>--<name>/...     the huggingface_hub cache layout (hfcache.h)
  * It does not speak HTTP or SQL: everything goes through core/.
  */
 #ifndef MFS_FS_FS_H

@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 import urllib.request
 
 from harness import SRC, MountCase, make_repo, rand_bytes, read_file, wait_until
@@ -242,3 +243,57 @@ class HuggingFaceJs(HfCacheBase):
         self.assertEqual(sorted(top), ["config.json", "model.safetensors", "tokenizer.json"])
         self.assertEqual(top["model.safetensors"]["size"], len(self.files["model.safetensors"]))
         self.assertEqual(self.sim.stats()["body_bytes_total"], 0, "a scan reads no file bytes")
+
+
+class OrgListing(HfCacheBase):
+    """ls <mount>/<org>/ lists the org's repos from GET /api/{t}s?author=
+    (issue 14, part 3): every page, cached for --ref-ttl, private repos only
+    with a token that sees them, what the cache knows when the hub is gone."""
+
+    def setUp(self):
+        super().setUp()
+        for n in ("alpha", "beta", "gamma", "delta"):
+            make_repo(self.root, "TheOrg/" + n, {"f.txt": n.encode()})
+        make_repo(self.root, "TheOrg/secret", {"s.txt": b"s"}, private=True, tokens=["hf_bob"])
+        from harness import write_tokens
+        write_tokens(self.root, {"hf_bob": "bob"})
+        self.sim.rescan()
+        self.sim.configure(list_page=2)
+
+    def repos(self, d):
+        return sorted(x for x in os.listdir(d) if "@" not in x)
+
+    def listing_requests(self):
+        by = self.sim.stats()["requests_by_path"]
+        return sum(v for k, v in by.items() if k.startswith("api:") and "/" not in k[4:])
+
+    def test_all_pages_cached_for_ref_ttl_private_with_token(self):
+        mp = self.mount(args=["--ref-ttl", "2"], env={"HF_TOKEN": "hf_bob"})
+        org = os.path.join(mp, "TheOrg")
+        os.stat(org)
+        self.sim.reset_stats()
+        want = ["alpha", "beta", "delta", "gamma", "secret", "tiny"]
+        self.assertEqual(self.repos(org), want)
+        api = self.sim.stats()["requests"]["api"]
+        self.assertEqual(api, 3, "6 repos at 2 per page: 3 pages")
+        self.assertEqual(self.repos(org), want)
+        self.assertEqual(self.sim.stats()["requests"]["api"], api, "cached for --ref-ttl")
+        time.sleep(2.2)
+        self.assertEqual(self.repos(org), want)
+        self.assertEqual(self.sim.stats()["requests"]["api"], api + 3, "asked again after the TTL")
+        self.assertEqual(self.repos(os.path.join(mp, "datasets", "DataOrg")), ["set"])
+        print("org listing: %d repos, 3 pages of 2 per hub listing; 3 ls within and "
+              "after --ref-ttl made %d listing requests" % (len(want), api + 3))
+
+    def test_private_hidden_without_token(self):
+        mp = self.mount()
+        self.assertEqual(self.repos(os.path.join(mp, "TheOrg")),
+                         ["alpha", "beta", "delta", "gamma", "tiny"])
+
+    def test_hub_unreachable_lists_what_the_cache_knows(self):
+        mp = self.mount(args=["--ref-ttl", "1"])
+        os.readlink(os.path.join(mp, "TheOrg", "beta"))
+        self.umount(mp)
+        self.sim.offline()
+        mp = self.mount(name="mnt2")
+        self.assertEqual(self.repos(os.path.join(mp, "TheOrg")), ["beta"])
