@@ -124,7 +124,6 @@ static void on_invalid(void *ctx, const char *id)
 
 static void make_content(uint64_t size, unsigned seed)
 {
-	struct mfs_sha256 h;
 	uint8_t d[32];
 
 	content = malloc(size ? size : 1);
@@ -132,9 +131,7 @@ static void make_content(uint64_t size, unsigned seed)
 	srand(seed);
 	for (uint64_t i = 0; i < size; i++)
 		content[i] = (uint8_t)(rand() >> 7);
-	mfs_sha256_init(&h);
-	mfs_sha256_update(&h, content, size);
-	mfs_sha256_final(&h, d);
+	cr_assert_eq(mfs_sha256(content, size, d), 0);
 	mfs_hex(d, 32, content_id);
 	fk.data = content;
 	fk.size = size;
