@@ -15,6 +15,7 @@ int mfs_cmd_status(int argc, char **argv);
 int mfs_cmd_gc(int argc, char **argv);
 int mfs_cmd_verify(int argc, char **argv);
 int mfs_cmd_serve(int argc, char **argv);
+int mfs_cmd_import(int argc, char **argv);
 
 /* Prints "modelfs CMD: <msg>" and a hint to use --help; returns 2. */
 int mfs_usage_error(const char *cmd, const char *fmt, ...)

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "gc", "evict least recently used unpinned blocks now", mfs_cmd_gc },
 	{ "verify", "rehash cached files and drop bad ones", mfs_cmd_verify },
 	{ "serve", "serve the cache over HTTP to peers and HF clients", mfs_cmd_serve },
+	{ "import", "adopt a huggingface_hub cache (or --local-dir folder), verified", mfs_cmd_import },
 };
 
 static void usage(FILE *out)

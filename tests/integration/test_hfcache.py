@@ -297,3 +297,185 @@ class OrgListing(HfCacheBase):
         self.sim.offline()
         mp = self.mount(name="mnt2")
         self.assertEqual(self.repos(os.path.join(mp, "TheOrg")), ["beta"])
+
+
+def tree_state(root):
+    """Everything about a directory tree an import could change: per path,
+    type, size, mode, mtime and content digest (or link target)."""
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        for n in dns + fns:
+            p = os.path.join(dp, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", os.readlink(p), st.st_mtime_ns)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", st.st_mode, st.st_mtime_ns)
+            else:
+                out[rel] = ("f", st.st_size, st.st_mode, st.st_mtime_ns,
+                            hashlib.sha256(read_file(p)).hexdigest())
+    return out
+
+
+class Import(HfCacheBase):
+    """modelfs import (issue 14, part 2): a real huggingface_hub cache built
+    by @huggingface/hub's snapshotDownload against the simulator, imported
+    with the hub offline, read byte-exact from an --offline mount with zero
+    bytes from the simulator; the source is never modified."""
+
+    def setUp(self):
+        super().setUp()
+        problem = hfjs_problem()
+        if problem:
+            self.fail(problem)
+        self.hf = os.path.join(self.tmp, "hfhub")
+        r = hfjs("snapshot", self.sim.hub, self.hf, "TheOrg/tiny", "main")
+        self.assertNotIn("error", r, r)
+        r = hfjs("snapshot", self.sim.hub, self.hf, "DataOrg/set", "main", "dataset")
+        self.assertNotIn("error", r, r)
+        self.c = self.commit()
+        self.cds = self.commit(rid="DataOrg/set", t="datasets")
+
+    def cache_blob_files(self, cache="cache"):
+        d = os.path.join(self.tmp, cache, "blobs")
+        return [f for _, _, fns in os.walk(d) for f in fns if not f.endswith(".rec")] \
+            if os.path.isdir(d) else []
+
+    def test_import_offline_then_read_offline_byte_exact(self):
+        before = tree_state(self.hf)
+        self.assertIn(os.path.join("models--TheOrg--tiny", "refs", "main"), before)
+        self.sim.offline()
+        self.sim.reset_stats()
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"),
+                             "--endpoint", self.sim.hub, self.hf, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("5 files adopted", r.stdout)
+        self.assertIn("0 corrupt", r.stdout)
+        self.assertIn("verified, adopted", r.stderr)
+        self.assertIn("recorded from the folder", r.stderr)
+        self.assertEqual(tree_state(self.hf), before, "the source cache was modified")
+        mp = self.mount(args=["--offline"])
+        for p, data in self.files.items():
+            self.assertFileEqual(os.path.join(mp, "TheOrg", "tiny@" + self.c, p), data)
+            self.assertFileEqual(os.path.join(mp, "models--TheOrg--tiny", "snapshots", self.c,
+                                              p), data)
+        self.assertEqual(os.readlink(os.path.join(mp, "TheOrg", "tiny@main")), "tiny@" + self.c)
+        self.assertEqual(os.readlink(os.path.join(mp, "TheOrg", "tiny")), "tiny@" + self.c)
+        self.assertFileEqual(os.path.join(mp, "datasets", "DataOrg", "set@" + self.cds,
+                                          "data.csv"), b"a,b\n1,2\n")
+        self.assertEqual(sorted(os.listdir(os.path.join(mp, "TheOrg", "tiny@" + self.c))),
+                         ["config.json", "model.safetensors", "sub", "tokenizer.json"])
+        st = self.sim.stats()
+        self.assertEqual(st["body_bytes_total"], 0)
+        print("import: %d bytes imported, %d bytes from the simulator during import + "
+              "offline reads" % (sum(len(v) for v in self.files.values()) + 8,
+                                 st["body_bytes_total"]))
+        # a second import finds everything cached
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"), "--offline",
+                             self.hf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 files adopted", r.stdout)
+        self.assertIn("5 already cached", r.stdout)
+
+    def test_dry_run_stores_nothing(self):
+        before = tree_state(self.hf)
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"), "--offline",
+                             "--dry-run", self.hf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dry run: 5 files would be adopted", r.stdout)
+        self.assertIn("would adopt", r.stderr)
+        self.assertEqual(self.cache_blob_files(), [])
+        self.assertEqual(tree_state(self.hf), before)
+
+    def test_corrupt_blob_reported_and_skipped(self):
+        bad = os.path.join(self.hf, "models--TheOrg--tiny", "blobs",
+                           self.etag("model.safetensors"))
+        with open(bad, "r+b") as f:
+            f.seek(12345)
+            b = f.read(1)
+            f.seek(12345)
+            f.write(bytes([b[0] ^ 0x40]))
+        before = tree_state(self.hf)
+        self.sim.offline()
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"), "--offline",
+                             self.hf)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("CORRUPT", r.stderr)
+        self.assertIn(self.etag("model.safetensors"), r.stderr)
+        self.assertIn("4 files adopted", r.stdout)
+        self.assertIn("1 corrupt", r.stdout)
+        self.assertEqual(tree_state(self.hf), before)
+        mp = self.mount(args=["--offline"])
+        snap = os.path.join(mp, "TheOrg", "tiny@" + self.c)
+        self.assertFileEqual(os.path.join(snap, "config.json"), self.files["config.json"])
+        self.assertOSError(errno.EIO, read_file, os.path.join(snap, "model.safetensors"))
+
+    def test_help_and_usage(self):
+        r = self.run_modelfs("import", "--help")
+        self.assertEqual(r.returncode, 0)
+        for w in ("--dry-run", "--reflink", "--local-dir", "HF_HUB_CACHE"):
+            self.assertIn(w, r.stdout)
+        self.assertEqual(self.run_modelfs("import", "--bogus").returncode, 2)
+        self.assertEqual(self.run_modelfs("import", "a", "b").returncode, 2)
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"), "--offline",
+                             env={"HF_HUB_CACHE": self.hf})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("5 files adopted", r.stdout)
+
+
+class ImportLocalDir(HfCacheBase):
+    """modelfs import --local-dir DIR REPO@COMMIT: an `hf download
+    --local-dir` folder, verified against the hub's listing when it answers,
+    else against the .cache/huggingface/download/<path>.metadata files
+    huggingface_hub writes there."""
+
+    def make_local_dir(self, commit, metadata=True):
+        d = os.path.join(self.tmp, "local")
+        for p, data in self.files.items():
+            f = os.path.join(d, *p.split("/"))
+            os.makedirs(os.path.dirname(f), exist_ok=True)
+            with open(f, "wb") as fh:
+                fh.write(data)
+            if metadata:
+                m = os.path.join(d, ".cache", "huggingface", "download", *p.split("/"))
+                os.makedirs(os.path.dirname(m), exist_ok=True)
+                with open(m + ".metadata", "w") as fh:
+                    fh.write("%s\n%s\n%f\n" % (commit, self.etag(p), time.time()))
+        return d
+
+    def test_offline_against_metadata(self):
+        c = self.commit()
+        d = self.make_local_dir(c)
+        with open(os.path.join(d, "stray.txt"), "w") as fh:
+            fh.write("no metadata")
+        self.sim.offline()
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"), "--offline",
+                             "--local-dir", d, "TheOrg/tiny@" + c)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("4 files adopted", r.stdout)
+        self.assertIn("stray.txt: no .cache/huggingface metadata", r.stderr)
+        mp = self.mount(args=["--offline"])
+        for p, data in self.files.items():
+            self.assertFileEqual(os.path.join(mp, "TheOrg", "tiny@" + c, p), data)
+        self.assertEqual(self.sim.stats()["body_bytes_total"], 0)
+
+    def test_online_against_listing_catches_corruption(self):
+        c = self.commit()
+        d = self.make_local_dir(c, metadata=False)
+        with open(os.path.join(d, "tokenizer.json"), "wb") as fh:
+            fh.write(b'{"v": 2}\n')
+        self.sim.reset_stats()
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"),
+                             "--endpoint", self.sim.hub, "--local-dir", d, "TheOrg/tiny@main")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("verifying against the hub's listing", r.stderr)
+        self.assertIn("3 files adopted", r.stdout)
+        self.assertIn("1 corrupt", r.stdout)
+        self.assertEqual(self.sim.stats()["body_bytes_total"], 0, "listings only, no file bytes")
+        self.sim.offline()
+        mp = self.mount(args=["--offline"])
+        snap = os.path.join(mp, "TheOrg", "tiny@" + c)
+        self.assertFileEqual(os.path.join(snap, "model.safetensors"),
+                             self.files["model.safetensors"])
+        self.assertOSError(errno.EIO, read_file, os.path.join(snap, "tokenizer.json"))
