@@ -110,6 +110,18 @@ class HubSim:
     def faults(self):
         return self._ctl("GET", "/_sim/faults")
 
+    def oracle(self):
+        """{"cdn_auth_ever", "faults": [{id, kind, route, count, fired}]};
+        never reset."""
+        return self._ctl("GET", "/_sim/oracle")
+
+    def fired(self, fault_id):
+        """How often the fault with this id fired so far."""
+        for f in self.oracle()["faults"]:
+            if f["id"] == fault_id:
+                return f["fired"]
+        raise HubSimError("no fault %r" % fault_id)
+
     def clear_faults(self):
         self._ctl("POST", "/_sim/clear", {})
 

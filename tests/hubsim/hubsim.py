@@ -228,6 +228,11 @@ class Sim:
             "list_page": 1000}  # repos per page of /api/{t}s (the hub pages them)
         self.faults = []       # protected by lock
         self.fault_seq = 0     # protected by lock
+        # What tests asked for and what happened, never reset (reset_stats
+        # and clear leave it): fault id -> {id, kind, route, count, fired},
+        # and Authorization headers the CDN saw. GET /_sim/oracle.
+        self.fault_record = {}  # protected by lock
+        self.cdn_auth_ever = 0  # protected by lock
         self.rl_used = {}      # protected by lock: bucket -> count in window
         self.rl_window = time.time()  # protected by lock
         self.hashes = HashCache()
@@ -343,6 +348,8 @@ class Sim:
             self.fault_seq += 1
             f["id"] = self.fault_seq
             self.faults.append(f)
+            self.fault_record[f["id"]] = {"id": f["id"], "kind": kind, "route": f["route"],
+                                          "count": f["count"], "fired": 0}
         return f["id"]
 
     def take_fault(self, kind, route, match):
@@ -363,6 +370,7 @@ class Sim:
                     f["count"] -= 1
                 self.faults = [x for x in self.faults if x["count"] != 0]
                 self.stats["faults_applied"] += 1
+                self.fault_record[f["id"]]["fired"] += 1
                 return dict(f)
         return None
 
@@ -1133,6 +1141,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if p == "/_sim/fault" and m == "POST":
                 return json_resp(200, {"id": sim.add_fault(data)})
+            if p == "/_sim/oracle" and m == "GET":
+                with sim.lock:
+                    return json_resp(200, {"cdn_auth_ever": sim.cdn_auth_ever,
+                                           "faults": list(sim.fault_record.values())})
             if p == "/_sim/faults" and m == "GET":
                 with sim.lock:
                     return json_resp(200, list(sim.faults))
@@ -1210,6 +1222,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 ctx.file_key = "%s/%s" % (frid, e.path)
         if ctx.headers.get("Authorization") is not None:
             sim.stat_inc("cdn_auth_seen")
+            with sim.lock:
+                sim.cdn_auth_ever += 1
             return xml_err(400, "InvalidArgument",
                            "Only one auth mechanism allowed; Authorization header not allowed")
         if not sha:

@@ -885,6 +885,24 @@ class TestFaults(Base):
             self.sim.fault("status", status=code, route="cdn")
             self.assertEqual(req(self.cdn_url())[0], code)
 
+    def test_oracle_records_what_fired(self):
+        # The record tests use to check their faults fired: it keeps
+        # consumed and cleared faults, and reset_stats does not touch it.
+        url = self.sim.hub + "/api/models/org/model"
+        a = self.sim.fault("status", status=503, route="api", count=2)
+        b = self.sim.fault("status", status=500, route="cdn", count=1)
+        self.assertEqual([req(url)[0] for _ in range(3)], [503, 503, 200])
+        self.sim.clear_faults()
+        self.sim.reset_stats()
+        self.assertEqual(self.sim.fired(a), 2)
+        self.assertEqual(self.sim.fired(b), 0)
+        rec = {f["id"]: f for f in self.sim.oracle()["faults"]}
+        self.assertEqual((rec[b]["kind"], rec[b]["route"], rec[b]["count"]), ("status", "cdn", 1))
+        before = self.sim.oracle()["cdn_auth_ever"]
+        req(self.cdn_url(), headers={"Authorization": "Bearer x"})
+        self.sim.reset_stats()
+        self.assertEqual(self.sim.oracle()["cdn_auth_ever"], before + 1)
+
     def test_skip_count_path_forever_clear(self):
         self.sim.fault("status", status=500, route="resolve", path="README.md", skip=1, count=-1)
         self.assertEqual(req(self.res_url("config.json"))[0], 307)

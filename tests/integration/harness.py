@@ -6,6 +6,12 @@ starts (simulator, mount daemons) is registered for cleanup before it is
 used, so a failing assertion still unmounts and stops it. On failure the
 daemon log of every mount is printed, which is usually the whole story.
 
+Two oracles hold for every test, checked at its end for every simulator
+it started (start_sim, srvutil.start_second_sim): the CDN never saw an
+Authorization header, and every fault the test told a simulator to inject
+fired at least once (assertFired checks exact counts). Either failing
+fails the test.
+
 Environment: MODELFS_BIN (the built binary), MODELFS_BUILD (the build
 directory, for examples/), set by tests/integration/meson.build.
 """
@@ -82,7 +88,39 @@ class MountCase(unittest.TestCase):
         log = open(os.path.join(self.tmp, "hubsim.log"), "ab")
         self.addCleanup(log.close)
         self.sim = HubSim.start(self.root, stderr=log, **kw)
+        self.check_sim(self.sim)
         return self.sim
+
+    def check_sim(self, sim, faults_must_fire=True):
+        """At the end of the test (before `sim` stops: call this after
+        registering its stop), fail the test if its CDN ever saw an
+        Authorization header, or if a fault it was told to inject never
+        fired (a fault test whose fault did not happen proves nothing)."""
+        self.addCleanup(self._check_oracle, sim, faults_must_fire)
+
+    def _check_oracle(self, sim, faults_must_fire):
+        if sim.proc.poll() is not None:
+            return  # stopped by the test itself
+        o = sim.oracle()
+        problems = []
+        if o["cdn_auth_ever"]:
+            problems.append("the CDN saw an Authorization header %d time(s): the token "
+                            "must never leave the hub" % o["cdn_auth_ever"])
+        if faults_must_fire:
+            for f in o["faults"]:
+                if f["fired"] == 0:
+                    problems.append("fault %d (%s on %s) was never injected" %
+                                    (f["id"], f["kind"], f["route"]))
+        if problems:
+            raise AssertionError("simulator %s: %s" % (sim.hub, "; ".join(problems)))
+
+    def assertFired(self, sim, fault_id, times=None):
+        """The fault fired (exactly `times` times if given)."""
+        n = sim.fired(fault_id)
+        if times is None:
+            self.assertGreater(n, 0, "fault %d never fired" % fault_id)
+        else:
+            self.assertEqual(n, times, "fault %d fired %d times, not %d" % (fault_id, n, times))
 
     # --- mounts ------------------------------------------------------------
     def run_modelfs(self, *args, env=None, timeout=60, check=False):
@@ -139,15 +177,7 @@ class MountCase(unittest.TestCase):
                     with open(p, errors="replace") as f:
                         sys.stdout.write("---- %s ----\n%s\n" % (p, f.read()[-6000:]))
         if self.sim is not None:
-            try:
-                st = self.sim.stats()
-                # The token must never reach the CDN, in any test.
-                if st.get("cdn_auth_seen", 0) != 0:
-                    sys.stdout.write("CDN saw an Authorization header!\n")
-                    failed = True
-            except Exception:
-                pass
-            self.sim.stop()
+            self.sim.stop()  # check_sim's cleanup ran before this one
         if failed:
             p = os.path.join(self.tmp, "hubsim.log")
             if os.path.exists(p):

@@ -60,6 +60,7 @@ def start_second_sim(case, root):
     case.addCleanup(log.close)
     sim = HubSim.start(root, stderr=log)
     case.addCleanup(sim.stop)
+    case.check_sim(sim)  # runs before the stop above (cleanups are LIFO)
     return sim
 
 

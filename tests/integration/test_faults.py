@@ -81,44 +81,54 @@ class Faults(MountCase):
         os.stat(self.path)
 
     def test_5xx_and_429_are_retried(self):
-        self.sim.fault("status", route="cdn", status=503, count=2)
-        self.sim.fault("status", route="resolve", status=429, retry_after=1, count=1)
+        cdn = self.sim.fault("status", route="cdn", status=503, count=2)
+        res = self.sim.fault("status", route="resolve", status=429, retry_after=1, count=1)
         t0 = time.monotonic()
         self.assertFileEqual(self.path, self.data)
         self.assertGreaterEqual(time.monotonic() - t0, 1.0)  # Retry-After honoured
+        self.assertFired(self.sim, cdn, times=2)
+        self.assertFired(self.sim, res, times=1)
 
     def test_reset_mid_body_resumes_from_the_last_byte(self):
-        self.sim.fault("reset", route="cdn", after_bytes=300000, count=3)
+        f = self.sim.fault("reset", route="cdn", after_bytes=300000, count=3)
         self.assertFileEqual(self.path, self.data)
+        self.assertFired(self.sim, f, times=3)
         # Resumed, not restarted: little more than the file crossed the wire.
         self.assertLess(self.body_bytes("Org/m/w.gguf"), len(self.data) + 3 * 300000 + MiB)
 
     def test_lying_servers_never_yield_wrong_bytes(self):
-        for kind, kw in (("ignore_range", {}), ("short", {"after_bytes": 1000}),
-                         ("long", {"extra": 500}), ("bad_content_range", {"delta": 7})):
-            self.sim.fault(kind, route="cdn", count=2, **kw)
+        ids = [self.sim.fault(kind, route="cdn", count=2, **kw)
+               for kind, kw in (("ignore_range", {}), ("short", {"after_bytes": 1000}),
+                                ("long", {"extra": 500}), ("bad_content_range", {"delta": 7}))]
         self.assertFileEqual(self.path, self.data)
+        for f in ids:  # every lie was told (and the bytes are still right)
+            self.assertFired(self.sim, f)
 
     def test_stall_ends_within_the_bound(self):
-        self.sim.fault("stall", route="cdn", when="mid", after_bytes=1000, seconds=60, count=-1)
+        f = self.sim.fault("stall", route="cdn", when="mid", after_bytes=1000, seconds=60,
+                           count=-1)
         t0 = time.monotonic()
         self.assertOSError(errno.EIO, read_file, self.path)
         self.assertLess(time.monotonic() - t0, 2 * 6 + 1)
+        self.assertFired(self.sim, f)
 
     def test_persistent_5xx_gives_eio_not_a_hang(self):
-        self.sim.fault("status", route="cdn", status=500, count=-1)
-        self.sim.fault("status", route="resolve", status=500, count=-1)
+        # Only /resolve fails: with no CDN URL a CDN fault could never fire
+        # (the oracle would rightly fail this test for it).
+        f = self.sim.fault("status", route="resolve", status=500, count=-1)
         t0 = time.monotonic()
         self.assertOSError(errno.EIO, read_file, self.path)
         self.assertLess(time.monotonic() - t0, 2 * 6 + 1)
+        self.assertFired(self.sim, f)
         self.sim.clear_faults()
         self.assertFileEqual(self.path, self.data)
 
     def test_expired_urls_are_renewed(self):
         with open(self.path, "rb") as f:
             f.read(4096)
-        self.sim.fault("expire_urls", count=2)
+        f = self.sim.fault("expire_urls", count=2)
         self.assertFileEqual(self.path, self.data)
+        self.assertFired(self.sim, f)
 
 
 class Hostile(MountCase):
