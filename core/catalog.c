@@ -4,7 +4,10 @@
  *
  * Trees are cached in a small linked list keyed by (repo, commit): a mount
  * touches a handful of commits, and the list is only walked on lookups of
- * a commit directory, never on the read path.
+ * a commit directory, never on the read path. A tree handed out by
+ * mfs_cat_tree is kept for good; one held through mfs_cat_tree_hold is
+ * counted, and with max_trees the unheld ones beyond it are freed, least
+ * recently used first.
  */
 #include "core/catalog.h"
 
@@ -22,6 +25,10 @@ struct tree_slot {
 	struct mfs_repo repo;
 	char commit[41];
 	struct mfs_tree *tree;
+	/* all protected by the catalog's lock */
+	unsigned holds;       /* mfs_cat_tree_hold without release yet */
+	bool kept;            /* handed out by mfs_cat_tree: never freed early */
+	uint64_t used;        /* use clock, for least-recently-used */
 };
 
 struct mfs_catalog {
@@ -31,6 +38,8 @@ struct mfs_catalog {
 	struct mfs_cat_config cfg;
 	pthread_mutex_t lock;
 	struct tree_slot *trees;   /* protected by lock */
+	size_t n_trees;            /* protected by lock */
+	uint64_t clock;            /* protected by lock */
 	int64_t hub_dead_until_ms; /* protected by lock */
 	/* Serializes listing of trees so two lookups of a new commit do not
 	 * list it twice; listing is rare and slow, contention is harmless. */
@@ -280,8 +289,38 @@ int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
 	return rc;
 }
 
-static struct mfs_tree *find_tree(struct mfs_catalog *cat,
-				  const struct mfs_repo *repo, const char *commit)
+/* Marks a slot used by a caller (caller holds lock). */
+static void slot_use(struct mfs_catalog *cat, struct tree_slot *s, bool hold)
+{
+	s->used = ++cat->clock;
+	if (hold)
+		s->holds++;
+	else
+		s->kept = true;
+}
+
+/* Frees unheld, unkept trees beyond max_trees, oldest first (caller
+ * holds lock). */
+static void trim_trees(struct mfs_catalog *cat)
+{
+	while (cat->cfg.max_trees && cat->n_trees > cat->cfg.max_trees) {
+		struct tree_slot **victim = NULL;
+		for (struct tree_slot **pp = &cat->trees; *pp; pp = &(*pp)->next)
+			if (!(*pp)->holds && !(*pp)->kept &&
+			    (!victim || (*pp)->used < (*victim)->used))
+				victim = pp;
+		if (!victim)
+			return; /* all in use: shrinks on release */
+		struct tree_slot *s = *victim;
+		*victim = s->next;
+		cat->n_trees--;
+		mfs_tree_free(s->tree);
+		free(s);
+	}
+}
+
+static struct mfs_tree *find_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+				  const char *commit, bool hold)
 {
 	struct mfs_tree *t = NULL;
 
@@ -289,6 +328,7 @@ static struct mfs_tree *find_tree(struct mfs_catalog *cat,
 	for (struct tree_slot *s = cat->trees; s; s = s->next) {
 		if (s->repo.type == repo->type && strcmp(s->commit, commit) == 0 &&
 		    strcmp(s->repo.id, repo->id) == 0) {
+			slot_use(cat, s, hold);
 			t = s->tree;
 			break;
 		}
@@ -297,8 +337,8 @@ static struct mfs_tree *find_tree(struct mfs_catalog *cat,
 	return t;
 }
 
-int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
-		 const char *commit, const struct mfs_tree **out)
+static int get_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		    const char *commit, bool hold, const struct mfs_tree **out)
 {
 	struct mfs_entry *entries = NULL;
 	struct tree_slot *slot = NULL;
@@ -306,12 +346,12 @@ int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 	size_t n = 0;
 	int rc;
 
-	if ((t = find_tree(cat, repo, commit))) {
+	if ((t = find_tree(cat, repo, commit, hold))) {
 		*out = t;
 		return 0;
 	}
 	pthread_mutex_lock(&cat->list_lock);
-	if ((t = find_tree(cat, repo, commit))) {
+	if ((t = find_tree(cat, repo, commit, hold))) {
 		rc = 0;
 		goto out;
 	}
@@ -341,14 +381,55 @@ int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 	memcpy(slot->commit, commit, 41);
 	slot->tree = t;
 	pthread_mutex_lock(&cat->lock);
+	slot_use(cat, slot, hold);
 	slot->next = cat->trees;
 	cat->trees = slot;
+	cat->n_trees++;
+	trim_trees(cat);
 	pthread_mutex_unlock(&cat->lock);
 out:
 	pthread_mutex_unlock(&cat->list_lock);
 	if (rc == 0)
 		*out = t;
 	return rc;
+}
+
+int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		 const char *commit, const struct mfs_tree **out)
+{
+	return get_tree(cat, repo, commit, false, out);
+}
+
+int mfs_cat_tree_hold(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		      const char *commit, const struct mfs_tree **out)
+{
+	return get_tree(cat, repo, commit, true, out);
+}
+
+void mfs_cat_tree_release(struct mfs_catalog *cat, const struct mfs_tree *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&cat->lock);
+	for (struct tree_slot *s = cat->trees; s; s = s->next) {
+		if (s->tree == t) {
+			if (s->holds)
+				s->holds--;
+			break;
+		}
+	}
+	trim_trees(cat);
+	pthread_mutex_unlock(&cat->lock);
+}
+
+size_t mfs_cat_trees_cached(struct mfs_catalog *cat)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cat->lock);
+	n = cat->n_trees;
+	pthread_mutex_unlock(&cat->lock);
+	return n;
 }
 
 struct any_ctx { bool found; };

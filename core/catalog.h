@@ -38,6 +38,8 @@ struct mfs_cat_config {
 	int64_t ref_ttl_ms;     /* default 60 000 */
 	int64_t dead_retry_ms;  /* default 30 000 */
 	bool offline;           /* never ask the hub */
+	size_t max_trees;       /* trees kept in memory beyond those held or
+				 * handed out by mfs_cat_tree; 0 = no bound */
 };
 
 struct mfs_catalog;
@@ -56,6 +58,14 @@ int mfs_cat_resolve(struct mfs_catalog *cat, const struct mfs_repo *repo,
 /* The tree of a resolved commit; valid until mfs_cat_free. */
 int mfs_cat_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 		 const char *commit, const struct mfs_tree **out);
+/* The same, valid until mfs_cat_tree_release: with max_trees set, trees
+ * nobody holds are freed, least recently used first, beyond max_trees
+ * (a server whose clients pick the trees must not keep every one). */
+int mfs_cat_tree_hold(struct mfs_catalog *cat, const struct mfs_repo *repo,
+		      const char *commit, const struct mfs_tree **out);
+void mfs_cat_tree_release(struct mfs_catalog *cat, const struct mfs_tree *t);
+/* Trees in memory now (for tests and status). */
+size_t mfs_cat_trees_cached(struct mfs_catalog *cat);
 
 /* 1 if the org is known locally or to the hub, 0 if not, -errno if the hub
  * could not say. */

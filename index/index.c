@@ -43,7 +43,7 @@
 #include "util/log.h"
 
 /* Bumped when a migration is appended to ix_migrations. */
-#define IX_SCHEMA_VERSION 2
+#define IX_SCHEMA_VERSION 3
 #define IX_BUSY_TIMEOUT_MS 5000
 /* Extra attempts after the busy timeout expired: bounds a wait to ~30 s. */
 #define IX_BUSY_RETRIES 12
@@ -147,6 +147,10 @@ static const char *const ix_migrations[IX_SCHEMA_VERSION] = {
 	"CREATE TABLE IF NOT EXISTS counters ("
 	"  name TEXT PRIMARY KEY NOT NULL,"
 	"  value INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 2 -> 3: content id -> the listed files holding it (`modelfs serve`
+	 * answers peers by hash and checks every holder's visibility). */
+	"CREATE INDEX IF NOT EXISTS entries_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS entries_oid ON entries(oid) WHERE sha256 IS NULL;",
 };
 
 enum ix_st {
@@ -182,10 +186,18 @@ enum ix_st {
 	ST_SET_PUT,
 	ST_SET_GET,
 	ST_TOTALS,
+	ST_HOLDERS,
 	ST_COUNT
 };
 
 static const char *const ix_sql[ST_COUNT] = {
+	/* never-checked visibility counts as private; readable holders first */
+	[ST_HOLDERS] = "SELECT r.type, r.repo_id, c.sha, e.path, e.size, e.sha256 IS NOT NULL,"
+		       " r.private OR r.checked_at IS NULL AS hidden, r.gated"
+		       " FROM entries e JOIN commits c ON c.id = e.commit_id"
+		       " JOIN repos r ON r.id = c.repo"
+		       " WHERE e.kind = 1 AND (e.sha256 = ?1 OR (e.sha256 IS NULL AND e.oid = ?1))"
+		       " ORDER BY hidden, r.gated != 'false', c.id DESC LIMIT ?2",
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -1161,6 +1173,71 @@ int mfs_ix_tree_get(struct mfs_ix *ix, const struct mfs_repo *repo,
 		*n = l.n;
 	}
 	return ret;
+}
+
+static void ix_holder_drop(void *elem)
+{
+	free(((struct mfs_ix_holder *)elem)->path);
+}
+
+static int ix_holder_fill(struct mfs_ix *ix, sqlite3_stmt *st, void *elem, void *ctx)
+{
+	struct mfs_ix_holder *h = elem;
+	const char *path = (const char *)sqlite3_column_text(st, 3);
+
+	(void)ctx;
+	h->repo.type = (enum mfs_repo_type)sqlite3_column_int(st, 0);
+	if (!path || !ix_col_copy(st, 1, h->repo.id, sizeof h->repo.id) ||
+	    !ix_col_copy(st, 2, h->commit, sizeof h->commit) ||
+	    !ix_col_copy(st, 7, h->gated, sizeof h->gated)) {
+		mfs_error("index %s: malformed holder row", ix->path);
+		return IX_ROW_SKIP;
+	}
+	h->path = ix_col_dup(st, 3);
+	if (!h->path)
+		return -ENOMEM;
+	h->size = (uint64_t)sqlite3_column_int64(st, 4);
+	h->lfs = sqlite3_column_int(st, 5) != 0;
+	h->private_ = sqlite3_column_int(st, 6) != 0;
+	return 0;
+}
+
+static const struct ix_rows ix_holder_rows = {
+	sizeof(struct mfs_ix_holder), ix_holder_fill, ix_holder_drop, "content holders",
+};
+
+int mfs_ix_content_holders(struct mfs_ix *ix, const char *content_id, size_t max,
+			   struct mfs_ix_holder **out, size_t *n)
+{
+	char id[65];
+	struct ix_vec l = { 0 };
+	sqlite3_stmt *st;
+	int ret;
+
+	if (!ix || !out || !n || !content_id || max == 0 ||
+	    ix_hex_norm(content_id, strlen(content_id) == 64 ? 64 : 40, id))
+		return -EINVAL;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&ix->lock);
+	st = ix->st[ST_HOLDERS];
+	ix_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)(max > 1000 ? 1000 : max));
+	ret = ix_collect(ix, st, &ix_holder_rows, NULL, &l);
+	ix_done(st);
+	pthread_mutex_unlock(&ix->lock);
+	if (!ret) {
+		*out = l.v;
+		*n = l.n;
+	}
+	return ret;
+}
+
+void mfs_ix_holders_free(struct mfs_ix_holder *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].path);
+	free(v);
 }
 
 /* --- names for readdir --------------------------------------------------- */

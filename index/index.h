@@ -59,6 +59,24 @@ int mfs_ix_tree_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 int mfs_ix_tree_get(struct mfs_ix *ix, const struct mfs_repo *repo,
 		    const char *commit, struct mfs_entry **out, size_t *n);
 
+/* One listed file whose content id is the one asked for, with its repo's
+ * visibility as the index knows it now. */
+struct mfs_ix_holder {
+	struct mfs_repo repo;
+	char commit[41];
+	char *path;
+	uint64_t size;
+	bool lfs;                /* the id is its sha256 (else its git sha1) */
+	bool private_;           /* also true when visibility was never checked */
+	char gated[16];
+};
+/* Up to max listed files holding content_id (sha256 of an LFS file, git
+ * sha1 of another), public non-gated repos first; -EINVAL for a bad id.
+ * Free with mfs_ix_holders_free. */
+int mfs_ix_content_holders(struct mfs_ix *ix, const char *content_id, size_t max,
+			   struct mfs_ix_holder **out, size_t *n);
+void mfs_ix_holders_free(struct mfs_ix_holder *v, size_t n);
+
 /* --- names for readdir --------------------------------------------------- */
 typedef int (*mfs_ix_name_fn)(void *ctx, const char *name);
 /* Distinct orgs of repos of that type; distinct repo names of an org;

@@ -222,3 +222,103 @@ class Hostile(MountCase):
                            data=b'{"paths": "c.bin\\u0000"}',
                            headers={"Content-Type": "application/json"})
         self.assertEqual((st, json.loads(body)), (200, []))
+
+
+class Visibility(MountCase):
+    """A pull-through node holding a hub token that can see Lab's repos."""
+
+    def setUp(self):
+        super().setUp()
+        self.data = rand_bytes(200 * 1024 + 9, seed=141)
+        self.other = rand_bytes(50 * 1024 + 1, seed=142)
+        write_tokens(self.root, {"hf_alice": {"user": "alice", "orgs": ["Lab"]}})
+        make_repo(self.root, "Lab/x", {"x.bin": self.data})
+        make_repo(self.root, "Lab/x", {"x.bin": self.data}, branch="dev")
+        make_repo(self.root, "Lab/priv", {"p.bin": self.data[:1000]}, private=True)
+        make_repo(self.root, "Lab/priv2", {"o.bin": self.other}, private=True)
+        self.start_sim()
+        self.url, self.proc = start_serve(
+            self, "cache", "--pull-through", "--endpoint", self.sim.hub,
+            "--token-file", token_file(self, "hf_alice", "hf.token"),
+            "--peer-token-file", token_file(self, TOKEN))
+
+    def test_a_repo_turning_private_is_no_longer_served_by_hash(self):
+        sid = sha256(self.data)
+        st, _, body = http(self.url + "/Lab/x/resolve/main/x.bin")
+        self.assertEqual((st, body), (200, self.data))
+        st, _, body = http(self.url + "/blobs/" + sid)
+        self.assertEqual((st, body), (200, self.data))
+        # the repo turns private on the hub; the node learns it the next
+        # time it asks (here: another branch, asked by a token holder)
+        set_repo_json(self.root, "Lab/x", private=True)
+        self.sim.rescan()
+        st, _, _ = http(self.url + "/api/models/Lab/x/revision/dev", headers=auth())
+        self.assertEqual(st, 200)
+        st, _, body = http(self.url + "/blobs/" + sid)
+        self.assertEqual(st, 404)
+        self.assertNotIn(self.data[:64], body)
+        st, _, body = http(self.url + "/Lab/x/resolve/main/x.bin")
+        self.assertEqual(st, 401)
+        self.assertNotIn(self.data[:64], body)
+        # the token still opens it
+        st, _, body = http(self.url + "/blobs/" + sid, headers=auth())
+        self.assertEqual((st, body), (200, self.data))
+
+    def test_private_repos_cannot_be_enumerated(self):
+        # the node knows Lab/priv (a token holder read it)
+        st, _, _ = http(self.url + "/Lab/priv/resolve/main/p.bin", headers=auth())
+        self.assertEqual(st, 200)
+        answers = {}
+        for name, path in (("private", "/api/models/Lab/priv"),
+                           ("missing", "/api/models/Lab/nope"),
+                           ("private rev", "/api/models/Lab/priv/revision/nobranch"),
+                           ("private tree", "/api/models/Lab/priv/tree/main"),
+                           ("private file", "/Lab/priv/resolve/main/p.bin"),
+                           ("private missing file", "/Lab/priv/resolve/main/nope.bin"),
+                           ("missing file", "/Lab/nope/resolve/main/p.bin")):
+            st, h, body = http(self.url + path)
+            answers[name] = (st, h.get("X-Error-Code"), body)
+        self.assertEqual(len(set(answers.values())), 1, answers)
+        self.assertEqual(answers["missing"][0], 401)
+        # by hash: private content and content nobody holds look the same
+        a = http(self.url + "/blobs/" + sha256(self.data[:1000]))
+        b = http(self.url + "/blobs/" + "ab" * 32)
+        self.assertEqual((a[0], a[2]), (b[0], b[2]))
+        self.assertEqual(a[0], 404)
+        # the same with a wrong token: 401 for everything
+        for path in ("/api/models/Lab/priv", "/api/models/Lab/nope",
+                     "/blobs/" + sha256(self.data[:1000]), "/blobs/" + "ab" * 32):
+            self.assertEqual(http(self.url + path, headers=auth("wrong"))[0], 401, path)
+
+    def test_hints_from_clients_without_the_token_are_ignored(self):
+        commit = json.loads(http(self.sim.hub + "/api/models/Lab/priv2/revision/main",
+                                 headers={"Authorization": "Bearer hf_alice"})[2])["sha"]
+        oid = sha256(self.other)
+        hint = "?repo=models/Lab/priv2&commit=%s&path=o.bin" % commit
+        self.sim.reset_stats()
+        st, _, body = http(self.url + "/blobs/" + oid + hint)
+        self.assertEqual(st, 404)
+        self.assertNotIn(self.other[:64], body)
+        # the node did not list the private tree for the anonymous client
+        self.assertEqual(self.sim.stats()["requests"]["api"], 0)
+        st, _, body = http(self.url + "/blobs/" + oid + hint, headers=auth())
+        self.assertEqual((st, body), (200, self.other))
+        self.assertGreater(self.sim.stats()["requests"]["api"], 0)
+
+
+class PullBudget(MountCase):
+    def test_pull_through_work_is_rate_limited_per_client(self):
+        make_repo(self.root, "Org/pub", {"a.bin": b"a" * 100})
+        self.start_sim()
+        url, _ = start_serve(self, "cache", "--pull-through", "--endpoint", self.sim.hub)
+        self.sim.reset_stats()
+        codes = [http(url + "/api/models/Org/nope%d" % i)[0] for i in range(80)]
+        self.assertIn(429, codes)
+        self.assertLessEqual(codes.count(401), 60)  # burst 40 + 10/s refill
+        api = self.sim.stats()["requests"]["api"]
+        self.assertLessEqual(api, 60, "the hub was asked %d times" % api)
+        # another client is not held back; nor is what needs no pull-through
+        ans = raw(url, b"GET /api/models/Org/pub HTTP/1.1\r\nConnection: close\r\n\r\n",
+                  source="127.0.0.2")
+        self.assertEqual(status(ans), 200)
+        self.assertEqual(http(url + "/api/models/Org/pub")[0], 200)

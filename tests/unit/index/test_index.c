@@ -118,7 +118,7 @@ Test(index, open_sets_wal_and_schema_version_and_persists)
 	mksha(sha, 1);
 	cr_assert_eq(mfs_ix_ref_put(ix, &r, "main", sha, 5), 0);
 	mfs_ix_close(ix);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 2); /* IX_SCHEMA_VERSION */
+	cr_assert_eq(raw_int("PRAGMA user_version"), 3); /* IX_SCHEMA_VERSION */
 
 	/* WAL is persistent in the file header: read it from a fresh conn. */
 	sqlite3 *db;
@@ -330,6 +330,72 @@ Test(index, ref_round_trip_overwrite_and_default_branch)
 }
 
 /* --- commits and trees -------------------------------------------------------- */
+
+/* `modelfs serve` answers /blobs/<hash> from this: every listed file with
+ * that content, with its repo's visibility as known now. */
+Test(index, content_holders_with_current_visibility)
+{
+	struct mfs_ix *ix = xopen();
+	struct mfs_repo pub = repo(MFS_REPO_MODEL, "org/pub"), priv = repo(MFS_REPO_MODEL, "org/priv");
+	struct mfs_repo never = repo(MFS_REPO_DATASET, "org/never");
+	struct mfs_ix_holder *h;
+	size_t n;
+	char a[41], b[41], c[41], big[65];
+	struct mfs_entry e[2] = {
+		{ .path = "w.bin", .kind = MFS_KIND_FILE, .size = 1000 },
+		{ .path = "d/config.json", .kind = MFS_KIND_FILE, .size = 12 },
+	};
+
+	mksha(a, 30);
+	mksha(b, 31);
+	mksha(c, 32);
+	mksha(e[0].oid, 33);
+	mksha(e[1].oid, 34);
+	snprintf(big, sizeof big, "%s%.24s", a, b);
+	memcpy(e[0].sha256, big, 65);
+	cr_assert_eq(mfs_ix_repo_put(ix, &pub, false, "false", 1), 0);
+	cr_assert_eq(mfs_ix_repo_put(ix, &priv, true, "false", 1), 0);
+	cr_assert_eq(mfs_ix_tree_put(ix, &priv, a, e, 2), 0);
+	cr_assert_eq(mfs_ix_tree_put(ix, &pub, b, e, 2), 0);
+	cr_assert_eq(mfs_ix_tree_put(ix, &never, c, &e[1], 1), 0);
+
+	cr_assert_eq(mfs_ix_content_holders(ix, big, 10, &h, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(h[0].repo.id, "org/pub"); /* readable first */
+	cr_expect_not(h[0].private_);
+	cr_expect(h[0].lfs);
+	cr_expect_str_eq(h[0].path, "w.bin");
+	cr_expect_eq(h[0].size, 1000);
+	cr_expect_str_eq(h[0].commit, b);
+	cr_expect_str_eq(h[1].repo.id, "org/priv");
+	cr_expect(h[1].private_);
+	mfs_ix_holders_free(h, n);
+
+	/* a git sha1 finds non-LFS files only (an LFS file's oid is its pointer's) */
+	cr_assert_eq(mfs_ix_content_holders(ix, e[0].oid, 10, &h, &n), 0);
+	cr_expect_eq(n, 0);
+	mfs_ix_holders_free(h, n);
+	cr_assert_eq(mfs_ix_content_holders(ix, e[1].oid, 10, &h, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_expect_not(h[0].private_);
+	cr_expect(h[1].private_ && h[2].private_); /* "never" was never checked */
+	cr_expect_not(h[0].lfs);
+	mfs_ix_holders_free(h, n);
+	cr_assert_eq(mfs_ix_content_holders(ix, e[1].oid, 1, &h, &n), 0);
+	cr_expect_eq(n, 1);
+	mfs_ix_holders_free(h, n);
+
+	/* visibility is read on each call: the repo turning private shows */
+	cr_assert_eq(mfs_ix_repo_put(ix, &pub, true, "false", 2), 0);
+	cr_assert_eq(mfs_ix_content_holders(ix, big, 10, &h, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_expect(h[0].private_ && h[1].private_);
+	mfs_ix_holders_free(h, n);
+
+	cr_expect_eq(mfs_ix_content_holders(ix, "zz", 10, &h, &n), -EINVAL);
+	cr_expect_eq(mfs_ix_content_holders(ix, big, 0, &h, &n), -EINVAL);
+	mfs_ix_close(ix);
+}
 
 Test(index, commit_round_trip)
 {
