@@ -56,11 +56,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -688,8 +690,25 @@ static int choose_payload(struct bs_ctx *c, const void *data, size_t len, int le
 	return 0;
 }
 
-int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
-	       const void *data, size_t len, int level, struct mfs_bs_stats *st)
+/* The payload into its slot: shared with the source's extents when asked
+ * (src_fd >= 0) and the file systems can (FICLONERANGE), written otherwise. */
+static int write_payload(struct bs_blob *b, const void *payload, size_t plen, uint64_t off,
+			 int src_fd, uint64_t src_off, bool *cloned)
+{
+	if (src_fd >= 0) {
+		struct file_clone_range r = { .src_fd = src_fd, .src_offset = src_off,
+					      .src_length = plen, .dest_offset = off };
+		if (ioctl(b->data_fd, FICLONERANGE, &r) == 0) {
+			*cloned = true;
+			return 0;
+		}
+	}
+	return pwrite_full(b->data_fd, payload, plen, (off_t)off);
+}
+
+static int put_block(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
+		     const void *data, size_t len, int level, int src_fd, uint64_t src_off,
+		     struct mfs_bs_stats *st)
 {
 	char nid[65];
 	uint8_t r[BS_REC_LEN];
@@ -700,6 +719,7 @@ int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_s
 	size_t plen;
 	uint64_t off;
 	int codec, had, rc;
+	bool cloned = false;
 
 	if (!bs || (!data && len) || !block_size || len > block_size)
 		return -EINVAL;
@@ -708,8 +728,14 @@ int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_s
 	c = ctx_get(bs);
 	if (!c)
 		return -ENOMEM;
-	if ((rc = choose_payload(c, data, len, level, &payload, &plen, &codec)) < 0)
+	/* a clone shares the raw bytes: it is never compressed */
+	if (src_fd >= 0) {
+		payload = data;
+		plen = len;
+		codec = BS_CODEC_RAW;
+	} else if ((rc = choose_payload(c, data, len, level, &payload, &plen, &codec)) < 0) {
 		goto out;
+	}
 	v.codec = codec;
 	v.raw_len = (uint32_t)len;
 	v.stored = (uint32_t)plen;
@@ -729,7 +755,7 @@ int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_s
 			goto unlock;
 	}
 	/* (2) The payload, (3) the record that makes it visible. */
-	if ((rc = pwrite_full(b->data_fd, payload, plen, (off_t)off)) < 0)
+	if ((rc = write_payload(b, payload, plen, off, src_fd, src_off, &cloned)) < 0)
 		goto unlock;
 	if (had == 1 && old.stored > plen)
 		punch(b->data_fd, off + plen, old.stored - plen);
@@ -742,10 +768,26 @@ out:
 		st->raw_bytes = len;
 		st->stored_bytes = BS_REC_LEN + plen;
 		st->codec = codec;
+		st->cloned = cloned;
 	}
 	blob_release(bs, b);
 	ctx_put(bs, c);
 	return rc;
+}
+
+int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
+	       const void *data, size_t len, int level, struct mfs_bs_stats *st)
+{
+	return put_block(bs, id, idx, block_size, data, len, level, -1, 0, st);
+}
+
+int mfs_bs_put_clone(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
+		     const void *data, size_t len, int src_fd, uint64_t src_off,
+		     struct mfs_bs_stats *st)
+{
+	if (src_fd < 0)
+		return -EINVAL;
+	return put_block(bs, id, idx, block_size, data, len, 0, src_fd, src_off, st);
 }
 
 /* ---------------------------------------------------------------------- get */

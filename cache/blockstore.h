@@ -41,6 +41,7 @@ struct mfs_bs_stats {
 	uint64_t raw_bytes;     /* uncompressed bytes of the block */
 	uint64_t stored_bytes;  /* bytes on disk including its record */
 	int codec;              /* 0 = raw, 1 = zstd */
+	bool cloned;            /* mfs_bs_put_clone: the payload shares the source's extents */
 };
 
 /* Opens (creating if needed) the store under root; migrates an old one. */
@@ -57,6 +58,15 @@ void mfs_bs_close(struct mfs_bs *bs);
  * system allows in one file. */
 int mfs_bs_put(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
 	       const void *data, size_t len, int level, struct mfs_bs_stats *st);
+
+/* The same for a block whose bytes are also at src_off in the file src_fd
+ * (data holds them too, for the checksum): stored raw, sharing the
+ * source's extents (FICLONERANGE) when the file systems allow it - same
+ * file system, reflink support, aligned offsets - and written like a
+ * raw put otherwise; st->cloned says which. */
+int mfs_bs_put_clone(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
+		     const void *data, size_t len, int src_fd, uint64_t src_off,
+		     struct mfs_bs_stats *st);
 
 /* Reads block idx into buf (cap bytes). *len gets the raw length.
  * -ENOENT if absent, -EBADMSG if corrupt (the block is forgotten),

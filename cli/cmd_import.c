@@ -91,6 +91,7 @@ int mfs_imp_adopt(struct mfs_imp *im, const char *label, const char *path, const
 		  uint64_t *size_out)
 {
 	struct mfs_adopt_opts o = { .dry_run = im->dry_run, .reflink = im->reflink,
+				    .cloned_bytes = &im->cloned_bytes,
 				    .progress = im->quiet ? NULL : show_progress };
 	char hex[65] = "", sz[32];
 	struct stat st;
@@ -234,7 +235,7 @@ int mfs_cmd_import(int argc, char **argv)
 	struct mfs_cli_opts o = { 0 };
 	struct mfs_imp im = { 0 };
 	const char *local = NULL;
-	char dir[PATH_MAX], a[32];
+	char dir[PATH_MAX], a[32], b[32];
 	int ch, status, rc;
 
 	optind = 1;
@@ -299,6 +300,10 @@ int mfs_cmd_import(int argc, char **argv)
 	       im.dry_run ? "would be adopted" : "adopted",
 	       mfs_cli_size(im.adopted_bytes, a, sizeof(a)), im.cached, im.corrupt, im.failed,
 	       im.snapshots, im.refs, im.dry_run ? "would be recorded" : "recorded");
+	if (im.reflink && !im.dry_run)
+		printf("reflink: %s of %s shared with the source, the rest copied\n",
+		       mfs_cli_size(im.cloned_bytes, a, sizeof(a)),
+		       mfs_cli_size(im.adopted_bytes, b, sizeof(b)));
 	mfs_cache_close(im.c);
 	return rc < 0 || im.corrupt || im.failed ? 1 : 0;
 }

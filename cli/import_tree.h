@@ -25,6 +25,7 @@ struct mfs_imp {
 	size_t adopted, cached, corrupt, failed, skipped;
 	size_t snapshots, refs;
 	uint64_t adopted_bytes;
+	uint64_t cloned_bytes;           /* --reflink: stored as shared extents */
 };
 
 /* cmd_import.c: verify path as blob id and adopt it (or, dry run, say it

@@ -3,7 +3,8 @@
  * adopt.h).
  *
  * Two passes over the source: the first hashes it, the second stores its
- * blocks. Storing while hashing would let a mount that shares the cache
+ * blocks (with --reflink, as extents shared with the source where the file
+ * systems allow: raw, uncompressed, no bytes written). Storing while hashing would let a mount that shares the cache
  * read blocks of a file that later turns out corrupt (and a put replaces
  * a block another process may hold good), so nothing is written before
  * the whole file is known good. The second pass usually reads from the
@@ -109,8 +110,12 @@ static int store_blocks(struct mfs_ix *ix, struct mfs_bs *bs, int fd, uint64_t s
 			*bufp = buf = nb;
 		}
 		rc = read_full(fd, buf, len, off);
-		if (rc == 0)
+		if (rc == 0 && o->reflink)
+			rc = mfs_bs_put_clone(bs, id, (uint32_t)idx, bsize, buf, len, fd, off, &st);
+		else if (rc == 0)
 			rc = mfs_bs_put(bs, id, (uint32_t)idx, bsize, buf, len, 1, &st);
+		if (rc == 0 && st.cloned && o->cloned_bytes)
+			*o->cloned_bytes += len;
 		if (rc == 0)
 			rc = mfs_ix_block_add(ix, id, (uint32_t)idx, st.stored_bytes);
 		off += len;

@@ -35,6 +35,7 @@ typedef void (*mfs_adopt_progress_fn)(void *ctx, const char *phase, uint64_t don
 struct mfs_adopt_opts {
 	bool dry_run;               /* hash nothing, store nothing: report only */
 	bool reflink;               /* share the source's extents where possible */
+	uint64_t *cloned_bytes;     /* reflink: += bytes stored as shared extents; may be NULL */
 	mfs_adopt_progress_fn progress;  /* may be NULL */
 	void *progress_ctx;
 };

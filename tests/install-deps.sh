@@ -13,7 +13,7 @@ fi
 PKGS=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 libcurl4-openssl-dev libsqlite3-dev libzstd-dev libcriterion-dev
       libssl-dev libxxhash-dev
-      python3 curl nginx-light ca-certificates)
+      python3 curl nginx-light ca-certificates xfsprogs e2fsprogs)
 command -v node >/dev/null || PKGS+=(nodejs npm)
 
 export DEBIAN_FRONTEND=noninteractive

@@ -479,3 +479,67 @@ class ImportLocalDir(HfCacheBase):
         self.assertFileEqual(os.path.join(snap, "model.safetensors"),
                              self.files["model.safetensors"])
         self.assertOSError(errno.EIO, read_file, os.path.join(snap, "tokenizer.json"))
+
+
+class ImportReflink(HfCacheBase):
+    """modelfs import --reflink: on a file system with reflinks (a loop-mounted
+    XFS here, mkfs.xfs from xfsprogs) the cache shares the source's extents
+    (FIEMAP reports them shared, no bytes written); elsewhere (ext4) it copies.
+    Either way every file reads back byte-exact offline."""
+
+    def setUp(self):
+        super().setUp()
+        problem = hfjs_problem()
+        if problem:
+            self.fail(problem)
+        if shutil.which("mkfs.xfs") is None or shutil.which("filefrag") is None:
+            self.fail("mkfs.xfs (xfsprogs) and filefrag (e2fsprogs) are needed: "
+                      "tests/install-deps.sh installs them")
+
+    def xfs(self):
+        img = os.path.join(self.tmp, "xfs.img")
+        mnt = os.path.join(self.tmp, "xfs")
+        os.makedirs(mnt)
+        with open(img, "wb") as f:
+            f.truncate(512 << 20)
+        subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", img], check=True)
+        subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
+        return mnt
+
+    def blob_data_file(self, cache, cid):
+        return os.path.join(cache, "blobs", cid[:2], cid)
+
+    def import_and_read(self, base):
+        hf = os.path.join(base, "hfhub")
+        cache = os.path.join(base, "cache")
+        r = hfjs("snapshot", self.sim.hub, hf, "TheOrg/tiny", "main")
+        self.assertNotIn("error", r, r)
+        c = self.commit()
+        self.sim.offline()
+        r = self.run_modelfs("import", "--reflink", "--cache", cache, "--offline", hf,
+                             timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("4 files adopted", r.stdout)
+        mp = self.mount(cache=os.path.relpath(cache, self.tmp), args=["--offline"])
+        for p, data in self.files.items():
+            self.assertFileEqual(os.path.join(mp, "TheOrg", "tiny@" + c, p), data)
+        self.umount(mp)
+        return r.stdout, cache
+
+    def test_reflink_shares_extents_on_xfs(self):
+        out, cache = self.import_and_read(self.xfs())
+        big = self.etag("model.safetensors")
+        ff = subprocess.run(["filefrag", "-v", self.blob_data_file(cache, big)],
+                            capture_output=True, text=True).stdout
+        self.assertIn("shared", ff, ff)
+        line = [x for x in out.splitlines() if x.startswith("reflink:")][0]
+        self.assertNotIn("reflink: 0 B", line)
+        print(line.strip())
+
+    def test_reflink_copies_where_it_cannot(self):
+        out, cache = self.import_and_read(os.path.join(self.tmp, "plain"))
+        line = [x for x in out.splitlines() if x.startswith("reflink:")][0]
+        self.assertTrue(line.startswith("reflink: 0 B of"), line)
+        print(line.strip(), "(on %s)" % subprocess.run(
+            ["stat", "-f", "-c", "%T", self.tmp], capture_output=True, text=True).stdout.strip())
