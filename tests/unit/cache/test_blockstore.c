@@ -165,7 +165,7 @@ static void write_file(const char *path, const uint8_t *b, size_t n)
 
 static void roundtrip(const uint8_t *data, size_t len, int want_codec)
 {
-	struct mfs_bs_stats st = { 0, 0, -1 };
+	struct mfs_bs_stats st = { .codec = -1 };
 	cr_assert_eq(mfs_bs_put(bs, ID1, 3, SLOT, data, len, 1, &st), 0);
 	cr_assert_eq(st.codec, want_codec, "codec %d for len %zu", st.codec, len);
 	cr_assert_eq(st.raw_bytes, len);
