@@ -33,14 +33,54 @@ struct sink_ctx {
 	uint32_t cur_mask;     /* sources that sent bytes of the current block */
 };
 
-/* A block's bytes are complete: store, record, publish, answer waiters. */
+/* Writes a fetched block to the disk cache and the index. */
+static void store_block(struct mfs_blob *b, struct dblock *d)
+{
+	struct mfs_blobio *bio = b->bio;
+	struct mfs_bs_stats st = { 0 };
+	int rc;
+
+	rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
+			bio->cfg.zstd_level, &st);
+	/* A full disk: evict, then one more try (DESIGN.md §4). */
+	if (rc == -ENOSPC && bio->hooks.on_nospace &&
+	    bio->hooks.on_nospace(bio->hooks.ctx, d->len) == 0)
+		rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
+				bio->cfg.zstd_level, &st);
+	if (rc == -ENOSPC) {
+		mfs_error("could not store block %u of %s: the cache disk is full "
+			  "(ENOSPC) and eviction freed too little; served from memory "
+			  "and fetched again when needed", d->idx, b->id);
+		return;
+	} else if (rc) {
+		mfs_warn("could not store block %u of %s: %s (served from memory)",
+			 d->idx, b->id, strerror(-rc));
+		return;
+	}
+	(void)mfs_ix_block_add(bio->ix, b->id, d->idx, st.stored_bytes);
+	if (bio->hooks.on_stored)
+		bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
+	/* The reads were answered before the store; if the blob failed its
+	 * hash meanwhile (another thread hashed this block from memory), the
+	 * drop came before our put: take the block back out, so a block of a
+	 * rejected blob never stays on disk. A refetch that made it PRESENT
+	 * again in between loses its copy too and is fetched once more. */
+	pthread_mutex_lock(&bio->lock);
+	bool dropped = b->state[d->idx] != BLK_PRESENT;
+	pthread_mutex_unlock(&bio->lock);
+	if (dropped) {
+		(void)mfs_bs_drop(bio->bs, b->id, d->idx);
+		(void)mfs_ix_block_del(bio->ix, b->id, d->idx);
+	}
+}
+
+/* A block's bytes are complete: publish, answer waiters, then store and
+ * record (a waiting reader does not pay for the disk write), then hash. */
 int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 {
 	struct mfs_blobio *bio = b->bio;
 	struct pending_read *ready = NULL, **pp;
-	struct mfs_bs_stats st = { 0 };
 	bool hash;
-	int rc;
 
 	if (b->nblocks == 1 && b->verdict != 1) {
 		/* Whole blob in one block: check before anyone sees a byte. */
@@ -62,29 +102,7 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 		pthread_mutex_unlock(&bio->lock);
 		(void)mfs_ix_blob_set_verified(bio->ix, b->id, true);
 	}
-	if (!from_disk) {
-		rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
-				bio->cfg.zstd_level, &st);
-		/* A full disk: evict, then one more try (DESIGN.md §4). */
-		if (rc == -ENOSPC && bio->hooks.on_nospace &&
-		    bio->hooks.on_nospace(bio->hooks.ctx, d->len) == 0)
-			rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
-					bio->cfg.zstd_level, &st);
-		if (rc == -ENOSPC) {
-			mfs_error("could not store block %u of %s: the cache disk is full "
-				  "(ENOSPC) and eviction freed too little; served from memory "
-				  "and fetched again when needed", d->idx, b->id);
-		} else if (rc) {
-			mfs_warn("could not store block %u of %s: %s (served from memory)",
-				 d->idx, b->id, strerror(-rc));
-		} else {
-			(void)mfs_ix_block_add(bio->ix, b->id, d->idx, st.stored_bytes);
-			if (bio->hooks.on_stored)
-				bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
-		}
-	}
 	bio_mem_insert(bio, d);
-	bio_mem_put(bio, d);
 
 	pthread_mutex_lock(&bio->lock);
 	if (b->state[d->idx] != BLK_PRESENT)
@@ -107,11 +125,18 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 			pp = &p->next;
 		}
 	}
+	pthread_cond_broadcast(&b->changed);
+	pthread_mutex_unlock(&bio->lock);
+	bio_complete_list(b, ready, 0);
+
+	if (!from_disk)
+		store_block(b, d);
+	bio_mem_put(bio, d);
+
+	pthread_mutex_lock(&bio->lock);
 	hash = bio_claim_hashing_locked(b);
 	pthread_cond_broadcast(&b->changed);
 	pthread_mutex_unlock(&bio->lock);
-
-	bio_complete_list(b, ready, 0);
 	if (hash)
 		bio_hash_advance(b);
 	return 0;
