@@ -153,7 +153,7 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 		sc->cur_mask |= 1u << src;
 	while (len) {
 		if (!sc->cur) {
-			sc->cur = bio_dblock_new(b->id, sc->idx, b->bsize);
+			sc->cur = bio_dblock_new(b->bio, b->id, sc->idx, b->bsize);
 			if (!sc->cur)
 				return -ENOMEM;
 		}
@@ -265,12 +265,12 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 		sc.err = 0;
 		sc.cur_mask = 0;
 		if (sc.cur) {
-			free(sc.cur);
+			bio_dblock_free(bio, sc.cur);
 			sc.cur = NULL;
 		}
 	}
 	if (sc.cur)
-		free(sc.cur);
+		bio_dblock_free(bio, sc.cur);
 	if (rc == -EHOSTDOWN) {
 		mfs_debug("%s/%s: no source reachable", b->repo.id, b->path);
 		bio_fail_blocks(b, sc.idx, end, rc);

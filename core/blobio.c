@@ -256,6 +256,7 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 		free(v);
 		v = next;
 	}
+	bio_dblock_pool_free(bio);
 	free(bio->mem.lru);
 	for (int i = 0; i < BLOB_BUCKETS; i++) {
 		for (struct mfs_blob *b = bio->blobs[i], *n; b; b = n) {

@@ -7,6 +7,8 @@
  * reads (and checks) the block from the block store on disk.
  *
  * It does not track block states, fetch or verify: see blobio_internal.h.
+ * Unused blocks go to a small pool (mem.spare) and are handed out again,
+ * so steady-state fetching does not fault in fresh pages.
  * Locking: mem.lock only, never taken before bio->lock.
  */
 #include <errno.h>
@@ -71,7 +73,7 @@ void bio_mem_put(struct mfs_blobio *bio, struct dblock *d)
 	free_it = --d->refs == 0 && !d->cached;
 	pthread_mutex_unlock(&bio->mem.lock);
 	if (free_it)
-		free(d);
+		bio_dblock_free(bio, d);
 }
 
 /* Inserts d (caller keeps its reference) and evicts unreferenced blocks
@@ -110,7 +112,7 @@ void bio_mem_insert(struct mfs_blobio *bio, struct dblock *d)
 	pthread_mutex_unlock(&bio->mem.lock);
 	while (victims) {
 		struct dblock *n = victims->hnext;
-		free(victims);
+		bio_dblock_free(bio, victims);
 		victims = n;
 	}
 }
@@ -134,18 +136,40 @@ void bio_mem_drop_blob(struct mfs_blobio *bio, const char *id)
 	pthread_mutex_unlock(&bio->mem.lock);
 	while (victims) {
 		struct dblock *n = victims->hnext;
-		free(victims);
+		bio_dblock_free(bio, victims);
 		victims = n;
 	}
 }
 
-struct dblock *bio_dblock_new(const char *id, uint32_t idx, size_t cap)
-{
-	struct dblock *d = malloc(sizeof(*d) + cap);
+/* Blocks kept in the pool: enough for the fetch threads' blocks in flight
+ * and the evictions a burst of arrivals causes. */
+#define DBLOCK_SPARE_MAX 32
 
-	if (!d)
-		return NULL;
+struct dblock *bio_dblock_new(struct mfs_blobio *bio, const char *id, uint32_t idx,
+			      size_t cap)
+{
+	struct dblock *d;
+
+	pthread_mutex_lock(&bio->mem.lock);
+	d = bio->mem.spare;
+	if (d) {
+		bio->mem.spare = d->hnext;
+		bio->mem.nspare--;
+	}
+	pthread_mutex_unlock(&bio->mem.lock);
+	if (d && d->cap < cap) {
+		free(d);
+		d = NULL;
+	}
+	if (!d) {
+		d = malloc(sizeof(*d) + cap);
+		if (!d)
+			return NULL;
+		d->cap = cap;
+	}
+	cap = d->cap;
 	memset(d, 0, sizeof(*d));
+	d->cap = cap;
 	memcpy(d->id, id, strlen(id) + 1);
 	d->idx = idx;
 	d->refs = 1;
@@ -165,18 +189,41 @@ int bio_block_load(struct mfs_blob *b, uint32_t idx, struct dblock **out)
 		*out = d;
 		return 0;
 	}
-	d = bio_dblock_new(b->id, idx, b->bsize);
+	d = bio_dblock_new(bio, b->id, idx, b->bsize);
 	if (!d)
 		return -ENOMEM;
 	rc = mfs_bs_get(bio->bs, b->id, idx, d->data, b->bsize, &len);
 	if (rc == 0 && len != bio_block_len(b, idx))
 		rc = -EBADMSG;
 	if (rc) {
-		free(d);
+		bio_dblock_free(bio, d);
 		return rc;
 	}
 	d->len = len;
 	bio_mem_insert(bio, d);
 	*out = d;
 	return 0;
+}
+
+void bio_dblock_free(struct mfs_blobio *bio, struct dblock *d)
+{
+	pthread_mutex_lock(&bio->mem.lock);
+	if (bio->mem.nspare < DBLOCK_SPARE_MAX) {
+		d->hnext = bio->mem.spare;
+		bio->mem.spare = d;
+		bio->mem.nspare++;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&bio->mem.lock);
+	free(d);
+}
+
+void bio_dblock_pool_free(struct mfs_blobio *bio)
+{
+	while (bio->mem.spare) {
+		struct dblock *d = bio->mem.spare;
+		bio->mem.spare = d->hnext;
+		free(d);
+	}
+	bio->mem.nspare = 0;
 }
