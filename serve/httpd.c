@@ -94,7 +94,8 @@ void mfs_httpd_req_clear(struct mfs_httpd_req *rq)
 
 static bool token_char(int c)
 {
-	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c);
+	/* c != 0: strchr finds the terminator */
+	return c && (isalnum(c) || strchr("!#$%&'*+-.^_`|~", c));
 }
 
 int mfs_httpd_parse(const char *buf, size_t len, struct mfs_httpd_req *rq, int64_t *clen)

@@ -3,7 +3,8 @@
 #
 #   1. installs dependencies (tests/install-deps.sh)
 #   2. builds (warnings are errors here) and runs every suite (unit,
-#      hubsim, gen, integration); also compiles with clang at -O3, which
+#      hubsim, gen, integration, fuzz: each libFuzzer target of tests/fuzz
+#      for 15 s, a crash fails the run); also compiles with clang at -O3, which
 #      warns about other things than gcc does (no tests run on that build)
 #   3. builds again with AddressSanitizer + UBSan and runs the C suites
 #      (unit, integration: the mount daemon itself runs sanitized);
