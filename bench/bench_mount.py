@@ -278,8 +278,18 @@ class Bench:
         extra = ""
         if a.repeat > 1:
             extra = ", median of %d: %s" % (a.repeat, " ".join("%.2f" % x[0] for x in ratios))
-        print("cold_seq_vs_curl: %.2f (mount %.2f GB/s, curl %.2f GB/s%s)  [target >= 0.7]"
+        print("cold_seq_vs_curl: %.2f (mount %.2f GB/s, curl %.2f GB/s%s)  [target >= 0.6]"
               % (r, gb_s(size, cold_s), gb_s(size, curl_s), extra))
+        # What a user does without modelfs: download, then check the hash
+        # (the mount checks it too, while streaming).
+        dl = os.path.join(self.tmp, "download.bin")
+        t = time.perf_counter()
+        subprocess.run(["curl", "-sS", "-fL", "-o", dl, url], check=True, timeout=600)
+        subprocess.run(["sha256sum", dl], check=True, timeout=600, capture_output=True)
+        dl_s = time.perf_counter() - t
+        os.unlink(dl)
+        print("cold_seq_vs_download_sha256: %.2f (mount %.2f GB/s, curl -o + sha256sum %.2f GB/s)"
+              "  [target >= 1.5]" % (dl_s / cold_s, gb_s(size, cold_s), gb_s(size, dl_s)))
 
         # 2. warm re-read (reopened) vs a tmpfs copy.
         self.shm = tempfile.mkdtemp(prefix="mfs-bench-", dir="/dev/shm")
@@ -289,7 +299,7 @@ class Bench:
         tmpfs_s = min(read_all(shm_copy)[1] for _ in range(2))
         warm_s = min(read_all(path)[1] for _ in range(2))
         os.unlink(shm_copy)
-        print("warm_vs_tmpfs: %.2f (mount %.2f GB/s, tmpfs %.2f GB/s)  [target >= 0.8]"
+        print("warm_vs_tmpfs: %.2f (mount %.2f GB/s, tmpfs %.2f GB/s)  [target >= 0.9]"
               % (tmpfs_s / warm_s, gb_s(size, warm_s), gb_s(size, tmpfs_s)))
         self.umount(mp)
 
@@ -308,7 +318,7 @@ class Bench:
         self.prof_stop()
         refetched = self.fetched() - before
         print("disk_cache_vs_local: %.2f (mount %.2f GB/s, local %.2f GB/s, refetched %d B)"
-              "  [target >= 0.5]" % (local_s / disk_s, gb_s(size, disk_s),
+              "  [target >= 0.8]" % (local_s / disk_s, gb_s(size, disk_s),
                                      gb_s(size, local_s), refetched))
         self.umount(mp)
 
@@ -344,6 +354,9 @@ class Bench:
         print("info: cold read CPU: daemon %.2f s, simulator %.2f s, wall %.2f s;"
               " disk-cache read CPU: daemon %.2f s, wall %.2f s"
               % (d_cpu, s_cpu, cold_s, dd_cpu, disk_s))
+        gib = size / (1 << 30)
+        print("cpu_s_per_GiB: cold %.2f, disk cache %.2f (daemon utime+stime from /proc; the"
+              " figure a read-path change moves on a loaded machine)" % (d_cpu / gib, dd_cpu / gib))
         print("info: read_ahead_kb %s (bdi %s), block size %s, fetch threads %s%s"
               % (ra, dev, a.block_size or "default", a.fetch_threads or "default",
                  (", mount options " + " ".join(a.mount_opt)) if a.mount_opt else ""))
