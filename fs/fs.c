@@ -682,7 +682,23 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	for (size_t i = lo; i < db->n && db->ends[i] - (size_t)off <= size; i++)
 		end = db->ends[i];
-	fuse_reply_buf(req, db->p + off, end - (size_t)off);
+	/* Reply from a private copy, not from db: the kernel completes the
+	 * request inside our writev, so the reader may close the directory and
+	 * a RELEASEDIR on another worker may free db before writev returns here
+	 * (seen under ASan, whose writev interceptor reads the iovec after the
+	 * syscall). db itself is valid until we answer: the reader is blocked
+	 * in getdents until then, so no RELEASEDIR can come first. The copy is
+	 * at most `size` bytes (one getdents buffer), cheaper than a refcount
+	 * and lock on every directory handle. */
+	size_t len = end - (size_t)off;
+	char *copy = malloc(len ? len : 1);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, db->p + off, len);
+	fuse_reply_buf(req, copy, len);
+	free(copy);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

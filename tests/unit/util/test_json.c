@@ -311,7 +311,10 @@ Test(json, big_array_of_objects)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr, "json: %zu objects (%zu bytes) parsed in %.3f s\n", N, sb.len, secs);
-	cr_assert_lt(secs, 1.0);
+	/* Not a speed test (bench/ measures speed): a bound that only a parser
+	 * gone quadratic would cross, so a sanitizer build on a loaded machine
+	 * (3 s measured) still passes. */
+	cr_assert_lt(secs, 30.0);
 
 	cr_assert_eq(mfs_json_len(d), N);
 	for (size_t i = 0; i < N; i += 9973) {
