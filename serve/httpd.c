@@ -333,7 +333,10 @@ static void enqueue(struct mfs_httpd *s, struct mfs_httpd_conn *c)
 	else
 		s->q_head = c;
 	s->q_tail = c;
-	pthread_cond_broadcast(&s->cv);
+	/* one worker is enough: if this request's client holds its share,
+	 * no other worker may take it either, and the worker finishing one of
+	 * that client's requests looks at the queue again by itself */
+	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -508,8 +511,6 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&s->mu);
 		s->busy[idx] = 0;
-		/* a request of this client may be waiting for this worker */
-		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		if (!keep) {
 			conn_close(s, c);
