@@ -35,6 +35,12 @@ bool mfs_cli_common_opt(int c, const char *arg, struct mfs_cli_opts *o)
 			o->bad = 1;
 		}
 		return true;
+	case MFS_OPT_VERIFY:
+		if (mfs_cfg_verify_flag(arg, &o->verify_strict)) {
+			fprintf(stderr, "modelfs: --verify: 'strict' or 'sources'\n");
+			o->bad = 1;
+		}
+		return true;
 	case MFS_OPT_PREFER:
 		if (strcmp(arg, "hub") && strcmp(arg, "mirror")) {
 			fprintf(stderr, "modelfs: --prefer: 'hub' or 'mirror'\n");
@@ -176,6 +182,8 @@ int mfs_cache_open(const char *cmd, struct mfs_cli_opts *o, int what,
 		goto fail;
 	}
 	snprintf(c->lock_dir, sizeof(c->lock_dir), "%s/locks", c->dir);
+	snprintf(c->trust_dir, sizeof(c->trust_dir), "%s/trust", c->dir);
+	c->verify_strict = o->verify_strict;
 	snprintf(path, sizeof(path), "%s/index.db", c->dir);
 	rc = mfs_ix_open(path, &c->ix);
 	if (rc) {
@@ -249,6 +257,7 @@ int mfs_cache_start_io(const char *cmd, struct mfs_cache *c, const struct mfs_ca
 		.fetch_threads = p && p->fetch_threads ? p->fetch_threads : 8,
 		.coalesce_max = p ? p->coalesce_max : 0,
 		.lock_dir = c->lock_dir, .sources = c->src,
+		.verify_strict = c->verify_strict, .trust_dir = c->trust_dir,
 	};
 	rc = mfs_blobio_new(&bc, c->bs, c->ix, c->hub, c->cat, &c->bio);
 	if (rc) {

@@ -17,6 +17,7 @@
 
 #include "cache/blockstore.h"
 #include "core/blobio.h"
+#include "cli/config.h"
 #include "core/catalog.h"
 #include "core/evict.h"
 #include "fetch/hub.h"
@@ -27,7 +28,7 @@
 /* getopt_long codes of the common options; commands add theirs above. */
 enum {
 	MFS_OPT_CACHE = 900, MFS_OPT_ENDPOINT, MFS_OPT_TOKEN_FILE, MFS_OPT_OFFLINE,
-	MFS_OPT_MIRROR, MFS_OPT_PEER, MFS_OPT_PREFER,
+	MFS_OPT_MIRROR, MFS_OPT_PEER, MFS_OPT_PREFER, MFS_OPT_VERIFY,
 };
 #define MFS_CACHE_LONGOPTS \
 	{ "cache", required_argument, NULL, MFS_OPT_CACHE }, \
@@ -36,7 +37,8 @@ enum {
 	{ "offline", no_argument, NULL, MFS_OPT_OFFLINE }, \
 	{ "mirror", required_argument, NULL, MFS_OPT_MIRROR }, \
 	{ "peer", required_argument, NULL, MFS_OPT_PEER }, \
-	{ "prefer", required_argument, NULL, MFS_OPT_PREFER }
+	{ "prefer", required_argument, NULL, MFS_OPT_PREFER }, \
+	{ "verify", required_argument, NULL, MFS_OPT_VERIFY }
 
 #define MFS_CACHE_HELP \
 	"      --cache DIR          cache directory (env MODELFS_CACHE)\n" \
@@ -48,12 +50,14 @@ enum {
 	"                           (repeatable; env MODELFS_MIRRORS, comma-separated)\n" \
 	"      --peer URL           a `modelfs serve` peer, asked first by content hash\n" \
 	"                           (repeatable; env MODELFS_PEERS; token MODELFS_PEER_TOKEN)\n" \
-	"      --prefer hub|mirror  which to try first for file bytes (default hub)\n"
+	"      --prefer hub|mirror  which to try first for file bytes (default hub)\n" \
+	MFS_VERIFY_HELP
 
 struct mfs_cli_opts {
 	const char *cache, *endpoint, *token_file;
 	bool offline;
 	bool prefer_mirror;
+	bool verify_strict;                   /* --verify strict */
 	struct mfs_src_list mirrors, peers;  /* from flags; env when none given */
 	int bad;                              /* a common option's value was bad */
 };
@@ -74,6 +78,8 @@ enum {
 struct mfs_cache {
 	char dir[PATH_MAX];
 	char lock_dir[PATH_MAX + 8];
+	char trust_dir[PATH_MAX + 8];  /* chunk lists, hold marks (core/blobtrust.c) */
+	bool verify_strict;
 	char endpoint[2048];
 	bool offline;
 	uint64_t quota;            /* 0 = none */

@@ -49,6 +49,7 @@ static const char mount_help[] =
 	"                           (repeatable; env MODELFS_PEERS; token MODELFS_PEER_TOKEN)\n"
 	"      --prefer hub|mirror  which to try first for file bytes (default hub)\n"
 	"      --proxy URL          HTTP proxy (default: https_proxy/no_proxy from env)\n"
+	MFS_VERIFY_HELP
 	"  -o OPTION[,OPTION]       extra FUSE mount options\n"
 	"  -h, --help               this help\n";
 
@@ -62,7 +63,7 @@ static const char umount_help[] =
 enum {
 	OPT_ENDPOINT = 1000, OPT_CACHE, OPT_TOKEN_FILE, OPT_OFFLINE, OPT_CACHE_SIZE,
 	OPT_BLOCK_SIZE, OPT_REF_TTL, OPT_FETCH_TIMEOUT, OPT_ALLOW_OTHER, OPT_THREADS,
-	OPT_MIRROR, OPT_PEER, OPT_PREFER, OPT_PROXY,
+	OPT_MIRROR, OPT_PEER, OPT_PREFER, OPT_PROXY, OPT_VERIFY,
 };
 
 int mfs_cmd_mount(int argc, char **argv)
@@ -83,6 +84,7 @@ int mfs_cmd_mount(int argc, char **argv)
 		{ "peer", required_argument, NULL, OPT_PEER },
 		{ "prefer", required_argument, NULL, OPT_PREFER },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "verify", required_argument, NULL, OPT_VERIFY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -182,6 +184,10 @@ int mfs_cmd_mount(int argc, char **argv)
 			break;
 		case OPT_PROXY:
 			cfg.proxy = optarg;
+			break;
+		case OPT_VERIFY:
+			if (mfs_cfg_verify_flag(optarg, &cfg.verify_strict))
+				return mfs_usage_error("mount", "--verify: 'strict' or 'sources'");
 			break;
 		case OPT_ALLOW_OTHER:
 			cfg.allow_other = true;

@@ -371,6 +371,7 @@ static int select_files(struct mfs_cache *c, struct target *t, struct file **fil
 		struct mfs_blob_desc d = {
 			.repo = &t->repo, .commit = t->commit, .path = e[i].path,
 			.content_id = cid, .size = e[i].size, .lfs = e[i].sha256[0] != '\0',
+			.xet_hash = e[i].xet_hash,
 		};
 		struct file *nf = realloc(*files, (*n + 1) * sizeof(**files));
 		if (!nf) {

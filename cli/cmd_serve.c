@@ -23,7 +23,8 @@ static const char serve_help[] =
 	"usage: modelfs serve [OPTIONS]\n\n"
 	"Serves this machine's cache over HTTP: as an HF-compatible endpoint\n"
 	"(HF_ENDPOINT or another modelfs's --mirror) and to peers by content hash\n"
-	"(GET /blobs/<sha256|git-sha1>; another modelfs's --peer).\n\n"
+	"(GET /blobs/<sha256|git-sha1>; another modelfs's --peer), and the chunk\n"
+	"lists of verified Xet files (GET /chunks/<xetHash>).\n\n"
 	"options:\n"
 	"      --listen HOST:PORT   address to bind (default 127.0.0.1:8990; port 0 = any)\n"
 	"      --cache DIR          cache directory (as for mount)\n"
@@ -43,6 +44,7 @@ static const char serve_help[] =
 	"      --workers N          request threads (default 8)\n"
 	"      --max-conns N        open connections kept (default 512)\n"
 	"      --idle-timeout SECS  close idle keep-alive connections after (default 30)\n"
+	MFS_VERIFY_HELP
 	"  -h, --help               this help\n"
 	"Prints 'listening on http://HOST:PORT' once ready; SIGTERM/SIGINT stop it.\n";
 
@@ -59,7 +61,7 @@ static void on_signal(int sig)
 enum {
 	OPT_LISTEN = 1000, OPT_CACHE, OPT_PEER_TOKEN, OPT_PULL, OPT_ENDPOINT, OPT_TOKEN_FILE,
 	OPT_MIRROR, OPT_PEER, OPT_PROXY, OPT_WORKERS, OPT_MAXCONNS, OPT_IDLE,
-	OPT_PEER_TOKEN_FILE, OPT_MIRROR_TOKEN_FILE,
+	OPT_PEER_TOKEN_FILE, OPT_MIRROR_TOKEN_FILE, OPT_VERIFY,
 };
 
 /* Reads a token file named by a flag into *out (replacing it). */
@@ -107,6 +109,7 @@ int mfs_cmd_serve(int argc, char **argv)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "verify", required_argument, NULL, OPT_VERIFY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -184,6 +187,10 @@ int mfs_cmd_serve(int argc, char **argv)
 			if (mfs_cfg_source_flag(c == OPT_MIRROR ? &mirrors : &peers,
 						c == OPT_MIRROR ? &mirror_flag : &peer_flag, optarg))
 				return mfs_usage_error("serve", "bad URL '%s'", optarg);
+			break;
+		case OPT_VERIFY:
+			if (mfs_cfg_verify_flag(optarg, &cfg.verify_strict))
+				return mfs_usage_error("serve", "--verify: 'strict' or 'sources'");
 			break;
 		case OPT_PROXY:
 			cfg.proxy = optarg;

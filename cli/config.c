@@ -119,3 +119,14 @@ int mfs_cfg_source_flag(struct mfs_src_list *list, bool *flag_seen, const char *
 	*flag_seen = true;
 	return mfs_src_list_add(list, url);
 }
+
+int mfs_cfg_verify_flag(const char *arg, bool *strict)
+{
+	if (strcmp(arg, "strict") == 0)
+		*strict = true;
+	else if (strcmp(arg, "sources") == 0)
+		*strict = false;
+	else
+		return -EINVAL;
+	return 0;
+}

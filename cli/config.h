@@ -37,4 +37,13 @@ struct mfs_src_list;
  * add to it. 0 or -EINVAL (bad URL). */
 int mfs_cfg_source_flag(struct mfs_src_list *list, bool *flag_seen, const char *url);
 
+/* --verify sources|strict (README "Trust model"): sources (default) serves
+ * the hub's bytes as they arrive and everything else once verified; strict
+ * serves nothing unverified. 0 or -EINVAL. */
+int mfs_cfg_verify_flag(const char *arg, bool *strict);
+#define MFS_VERIFY_HELP \
+	"      --verify sources|strict  sources (default): bytes from peers, mirrors and\n" \
+	"                           proxies are served only once verified; strict: the\n" \
+	"                           hub's too\n"
+
 #endif

@@ -31,6 +31,7 @@ struct sink_ctx {
 	uint64_t stored;       /* bytes delivered so far */
 	int err;
 	uint32_t cur_mask;     /* sources that sent bytes of the current block */
+	bool chunk_verified;   /* bytes come through bio_chunk_read, checked */
 };
 
 /* Writes a fetched block to the disk cache and the index. */
@@ -115,7 +116,7 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 		bio->st.blocks_fetched++;
 		bio->st.bytes_fetched += d->len;
 	}
-	for (pp = &b->pending; *pp;) {
+	for (pp = &b->pending; *pp && !bio_hold_locked(b);) {
 		struct pending_read *p = *pp;
 		if (p->b0 <= d->idx && d->idx <= p->b1 && bio_range_present_locked(b, p->b0, p->b1)) {
 			*pp = p->next;
@@ -169,6 +170,8 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 			pthread_mutex_lock(&b->bio->lock);
 			b->src_mask |= sc->cur_mask;
 			pthread_mutex_unlock(&b->bio->lock);
+			if (!sc->chunk_verified)
+				bio_untrusted_arrived(b, sc->cur_mask);
 			int rc = bio_block_arrived(b, d, false);
 			if (rc) {
 				/* sc->idx still names the failed block: it fails too;
@@ -237,7 +240,19 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 			rc = -EHOSTDOWN;
 			break;
 		}
-		rc = mfs_srcset_read(bio->src, &rq, from, stop - from, sink, &sc, &oc);
+		/* Xet files with a verified chunk list: every chunk is checked
+		 * before its bytes reach the sink (blobtrust.c). */
+		sc.chunk_verified = bio_trust_chunks(b);
+		if (sc.chunk_verified) {
+			uint32_t bad = 0;
+			rc = bio_chunk_read(b, &rq, from, stop, sink, &sc, &bad, &oc);
+			if (bad) {
+				sc.err = -EBADMSG;
+				sc.cur_mask = bad;
+			}
+		} else {
+			rc = mfs_srcset_read(bio->src, &rq, from, stop - from, sink, &sc, &oc);
+		}
 		if (bio->cat && oc.hub_tried)
 			mfs_cat_note_hub(bio->cat, oc.hub_rc == 0 || oc.hub_rc == -ECANCELED ||
 					 oc.hub_rc == -EACCES || oc.hub_rc == -ENOENT ? 0 : oc.hub_rc);

@@ -264,6 +264,7 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 			mfs_warn("blob %s still open at shutdown", b->id);
 			if (b->lock_fd >= 0)
 				close(b->lock_fd);
+			bio_trust_free(b);
 			free(b->state);
 			free(b->path);
 			mfs_digest_release(&b->hasher);
@@ -301,6 +302,7 @@ void bio_blob_unref(struct mfs_blob *b)
 		return;
 	if (b->lock_fd >= 0)
 		close(b->lock_fd);
+	bio_trust_free(b);
 	free(b->state);
 	free(b->path);
 	mfs_digest_release(&b->hasher);
@@ -354,6 +356,9 @@ int mfs_blob_open(struct mfs_blobio *bio, const struct mfs_blob_desc *desc,
 	b->path = strdup(desc->path);
 	b->size = desc->size;
 	b->lfs = desc->lfs;
+	if (desc->xet_hash && mfs_hex_valid(desc->xet_hash, 64))
+		for (size_t i = 0; i < 64; i++)
+			b->xet[i] = (char)(desc->xet_hash[i] | 0x20); /* lowercase hex */
 	b->bsize = bsize;
 	b->nblocks = (uint32_t)((desc->size + bsize - 1) / bsize);
 	b->state = calloc(b->nblocks ? b->nblocks : 1, 1);
@@ -377,6 +382,7 @@ int mfs_blob_open(struct mfs_blobio *bio, const struct mfs_blob_desc *desc,
 	}
 	free(bitmap);
 	bitmap = NULL;
+	bio_trust_open(b);
 
 	pthread_mutex_lock(&bio->lock);
 	/* Someone may have opened it meanwhile: keep theirs. */
@@ -388,6 +394,7 @@ int mfs_blob_open(struct mfs_blobio *bio, const struct mfs_blob_desc *desc,
 		pthread_mutex_unlock(&bio->lock);
 		rc = 0;
 		*out = found;
+		bio_trust_free(b);
 		goto fail; /* frees our copy */
 	}
 	b->hnext = bio->blobs[bio_id_hash(b->id, 0) % BLOB_BUCKETS];
@@ -465,9 +472,11 @@ void mfs_blob_read(struct mfs_blob *b, uint64_t off, size_t len,
 	pthread_mutex_lock(&bio->lock);
 	bio->st.reads++;
 	bio_readahead_locked(b, b0, b1, ra);
-	/* Serve from memory or disk while every block is present; a block
-	 * that vanished from disk (evicted, corrupt) turns this into a miss. */
-	for (int attempt = 0; bio_range_present_locked(b, b0, b1); attempt++) {
+	/* Serve from memory or disk while every block is present (and not
+	 * held for verification, blobtrust.c); a block that vanished from
+	 * disk (evicted, corrupt) turns this into a miss. */
+	for (int attempt = 0; bio_range_present_locked(b, b0, b1) && !bio_hold_locked(b);
+	     attempt++) {
 		pthread_mutex_unlock(&bio->lock);
 		int rc = attempt < 3 ? serve(b, off, len, cb, ctx, &mem) : -EIO;
 		if (rc == 0) {
@@ -501,6 +510,10 @@ void mfs_blob_read(struct mfs_blob *b, uint64_t off, size_t len,
 	b->pending = p;
 	bio->st.reads_waited++;
 	bio_schedule_locked(b, b0, b1, true);
+	/* Held: nothing is served before the whole blob verifies, so all of
+	 * it is fetched now, in parallel. */
+	if (bio_hold_locked(b))
+		bio_schedule_locked(b, 0, b->nblocks - 1, true);
 	pthread_mutex_unlock(&bio->lock);
 }
 

@@ -14,7 +14,8 @@
  * content, git blob sha1 otherwise) is compared with its content id; on a
  * mismatch every block is dropped, the error is logged and `on_invalid`
  * tells the filesystem to forget cached pages. Blobs of one block are
- * checked before a single byte is served.
+ * checked before a single byte is served. Bytes that did not come from the
+ * hub are served only once verified (core/blobtrust.c).
  *
  * It does not decide where a file lives in a namespace (catalog.h) or talk
  * FUSE; it uses fetch/ for bytes, cache/ for storage and index/ to record
@@ -56,6 +57,14 @@ struct mfs_blobio_config {
 	/* Bound on waiting for another process's fetch of a block before
 	 * fetching it ourselves; default 120 s. */
 	int64_t lock_wait_ms;
+	/* The trust model (core/blobtrust.c): bytes from a peer, mirror or
+	 * proxy reach a reader only once verified, chunk by chunk (Xet files
+	 * with a chunk list) or as a whole file. verify_strict: the hub's
+	 * bytes too (--verify strict). trust_dir: where chunk lists and
+	 * "holds unverified bytes" marks are kept (<cache>/trust); NULL = in
+	 * memory only. */
+	bool verify_strict;
+	const char *trust_dir;
 };
 
 /* Where a blob's bytes can be fetched from, as the filesystem knows it. */
@@ -66,6 +75,7 @@ struct mfs_blob_desc {
 	const char *content_id;   /* sha256 (LFS) or git sha1 hex */
 	uint64_t size;
 	bool lfs;
+	const char *xet_hash;     /* the listing's xetHash (64 hex) or NULL/"" */
 };
 
 struct mfs_blobio;

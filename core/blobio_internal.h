@@ -22,6 +22,7 @@
 
 #include "core/blobio.h"
 #include "util/hash.h"
+#include "xet/xet.h"
 
 enum { BLK_ABSENT = 0, BLK_INFLIGHT = 1, BLK_PRESENT = 2 };
 
@@ -58,6 +59,14 @@ struct mfs_blob {
 	/* Sources that delivered this blob's present blocks (bit i = source
 	 * i of bio->src), so a failed verification demotes them. */
 	uint32_t src_mask;             /* protected by bio->lock */
+	/* Trust (blobtrust.c). held: present blocks include bytes no one has
+	 * verified from a source not trusted as they arrive; readers wait for
+	 * the verdict. */
+	bool held;                     /* protected by bio->lock */
+	char xet[65];                  /* listing's xetHash, "" when none */
+	struct mfs_xet_chunk *chunks;  /* verified chunk list; bio->lock */
+	size_t nchunks;                /* protected by bio->lock */
+	int chunks_state;              /* 0 not asked, 1 have, <0 none; bio->lock */
 	pthread_cond_t changed;        /* signalled on block/verdict changes */
 	int lock_fd;                   /* cross-process block locks, -1 until first
 					* fetch; set once under bio->lock */
@@ -170,6 +179,17 @@ bool bio_claim_hashing_locked(struct mfs_blob *b);
 int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk);
 void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err);
 void bio_run_job(struct job *j);
+
+/* blobtrust.c */
+bool bio_hold_locked(const struct mfs_blob *b);
+void bio_trust_open(struct mfs_blob *b);
+void bio_trust_free(struct mfs_blob *b);
+void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask);
+void bio_trust_verdict(struct mfs_blob *b, bool ok);
+bool bio_trust_chunks(struct mfs_blob *b);
+int bio_chunk_read(struct mfs_blob *b, struct mfs_src_read *rq, uint64_t from,
+		   uint64_t stop, mfs_src_sink_fn sink, void *sctx, uint32_t *bad_mask,
+		   struct mfs_src_outcome *oc);
 
 /* blobio.c */
 /* The one place a block changes state (bio->lock held, or the blob not yet

@@ -44,11 +44,13 @@ bool bio_hasher_matches(struct mfs_blob *b)
 static void drop_blob_blocks(struct mfs_blob *b)
 {
 	struct mfs_blobio *bio = b->bio;
+	bool held;
 
 	(void)mfs_bs_drop_blob(bio->bs, b->id);
 	(void)mfs_ix_blob_drop_blocks(bio->ix, b->id);
 	bio_mem_drop_blob(bio, b->id);
 	pthread_mutex_lock(&bio->lock);
+	held = b->held;
 	for (uint32_t i = 0; i < b->nblocks; i++)
 		if (b->state[i] == BLK_PRESENT)
 			bio_block_set_locked(b, i, BLK_ABSENT);
@@ -59,8 +61,11 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	bio->st.verify_failures++;
 	pthread_cond_broadcast(&b->changed);
 	pthread_mutex_unlock(&bio->lock);
-	if (bio->cfg.on_invalid)
+	/* A held blob's bytes never reached the kernel, and its readers wait
+	 * in read() holding page locks that an invalidation would wait for. */
+	if (bio->cfg.on_invalid && !held)
 		bio->cfg.on_invalid(bio->cfg.on_invalid_ctx, b->id);
+	bio_trust_verdict(b, false);
 }
 
 
@@ -172,6 +177,7 @@ void bio_hash_advance(struct mfs_blob *b)
 			b->hashing = false;
 			pthread_cond_broadcast(&b->changed);
 			pthread_mutex_unlock(&bio->lock);
+			bio_trust_verdict(b, true);
 		} else {
 			/* Demote first so a refetch avoids the liar, drop (and
 			 * invalidate the kernel's pages) next, log last: whoever

@@ -303,3 +303,62 @@ const struct mfs_src_ops mfs_src_peer_ops = {
 	.destroy = src_peer_destroy,
 	.by_content_id = true,
 };
+
+struct doc_ctx {
+	struct mfs_strbuf sb;
+	size_t max;
+	bool too_big;
+};
+
+static bool doc_body(void *ctx, const struct mfs_http_resp *r, const char *d, size_t n)
+{
+	struct doc_ctx *c = ctx;
+
+	if (r->status != 200)
+		return true;
+	if (c->sb.len + n > c->max) {
+		c->too_big = true;
+		return false;
+	}
+	mfs_strbuf_append(&c->sb, d, n);
+	return !c->sb.err;
+}
+
+int mfs_peer_get(struct mfs_peer *p, const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	struct doc_ctx c = { .sb = MFS_STRBUF_INIT, .max = max };
+	struct mfs_http_resp resp;
+	struct mfs_http_req req = { 0 };
+	struct mfs_strbuf u = MFS_STRBUF_INIT;
+	bool connected = false;
+	CURLcode cc;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	mfs_strbuf_printf(&u, "%s%s", p->base, path);
+	if (u.err) {
+		mfs_strbuf_free(&u);
+		return -ENOMEM;
+	}
+	mfs_http_resp_init(&resp);
+	peer_req(p, &req, u.buf);
+	req.timeout_ms = p->fetch_timeout_ms;
+	req.body = doc_body;
+	req.body_ctx = &c;
+	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
+	if (c.too_big || c.sb.err)
+		rc = c.too_big ? -EFBIG : -ENOMEM;
+	else if ((rc = map_curl(cc, connected)) == 0 && resp.status != 200)
+		rc = map_status(resp.status);
+	if (rc == 0) {
+		*len = c.sb.len;
+		*out = c.sb.len ? (uint8_t *)mfs_strbuf_detach(&c.sb, NULL) : calloc(1, 1);
+		if (!*out)
+			rc = -ENOMEM;
+	}
+	mfs_strbuf_free(&c.sb);
+	mfs_strbuf_free(&u);
+	mfs_http_resp_clear(&resp);
+	return rc;
+}

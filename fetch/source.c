@@ -487,6 +487,44 @@ int mfs_srcset_read(struct mfs_srcset *s, const struct mfs_src_read *rq, uint64_
 	return best ? best : rc;
 }
 
+int mfs_srcset_peer_doc(struct mfs_srcset *s, const struct mfs_src_read *rq, const char *path,
+			size_t max, mfs_src_doc_fn accept, void *ctx)
+{
+	int order[MFS_SRC_MAX];
+	int n = plan(s, rq, order);
+
+	for (int k = 0; k < n; k++) {
+		struct src *x = &s->src[order[k]];
+		uint8_t *body;
+		size_t len;
+		int64_t t0 = mfs_now_ms();
+
+		if (x->ops != &mfs_src_peer_ops || mfs_srcset_demoted(s, order[k]))
+			continue;
+		int rc = mfs_peer_get(x->conn, path, max, &body, &len);
+		note(s, order[k], rc, rc ? 0 : len, mfs_now_ms() - t0);
+		if (rc)
+			continue;
+		rc = accept(ctx, order[k], body, len);
+		free(body);
+		if (rc == 0)
+			return 0;
+		if (rc == -EBADMSG) {
+			pthread_mutex_lock(&s->mu);
+			x->st.bad_data++;
+			pthread_mutex_unlock(&s->mu);
+			mfs_warn("source %s %s: %s failed its check; not used", x->url,
+				 mfs_src_kind_name(x->kind), path);
+		}
+	}
+	return -ENOENT;
+}
+
+bool mfs_srcset_is_hub(const struct mfs_srcset *s, int src)
+{
+	return s && src >= 0 && src == s->hub_idx;
+}
+
 int mfs_srcset_probe(struct mfs_srcset *s, const struct mfs_src_read *rq,
 		     struct mfs_src_outcome *oc)
 {

@@ -189,5 +189,20 @@ int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_f
 		  uint64_t off, uint64_t len, mfs_sink_fn sink, void *ctx, uint64_t *got);
 /* HEAD {base}/blobs/{id}: 0 if the peer has (or would pull) it. */
 int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint);
+/* GET {base}{path} (path starts with '/'): the whole 200 body, at most max
+ * bytes (-EFBIG beyond), *out malloc'd. -ENOENT on 404, else as read. */
+int mfs_peer_get(struct mfs_peer *p, const char *path, size_t max, uint8_t **out, size_t *len);
+
+/* Asks the peers, in read order (rendezvous on rq->content_id, demoted ones
+ * skipped), for GET {peer}{path} until accept(ctx, src, body, len) returns
+ * 0. A source whose answer accept refused with -EBADMSG is counted as bad
+ * data in its health (not demoted: nothing it sent was served). Returns 0
+ * or -ENOENT when no peer gave an acceptable answer. Used for Xet chunk
+ * lists (GET /chunks/<xetHash>), which are checked, not trusted. */
+typedef int (*mfs_src_doc_fn)(void *ctx, int src, const uint8_t *body, size_t len);
+int mfs_srcset_peer_doc(struct mfs_srcset *s, const struct mfs_src_read *rq, const char *path,
+			size_t max, mfs_src_doc_fn accept, void *ctx);
+/* true when source src is the hub. */
+bool mfs_srcset_is_hub(const struct mfs_srcset *s, int src);
 
 #endif

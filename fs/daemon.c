@@ -222,7 +222,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	struct mfs_blobio *bio = NULL;
 	struct mfs_evictor *ev = NULL;
 	struct stats_ctx stats = { .ix = NULL };
-	char lock_dir[PATH_MAX + 8];
+	char lock_dir[PATH_MAX + 8], trust_dir[PATH_MAX + 8];
 	struct mfs_fs *fs = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
@@ -231,6 +231,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	int rc;
 
 	snprintf(lock_dir, sizeof(lock_dir), "%s/locks", cfg->cache_dir);
+	snprintf(trust_dir, sizeof(trust_dir), "%s/trust", cfg->cache_dir);
 	snprintf(path, sizeof(path), "%s/index.db", cfg->cache_dir);
 	rc = mfs_ix_open(path, &ix);
 	if (rc) {
@@ -292,6 +293,7 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	struct mfs_blobio_config bc = {
 		.block_size = cfg->block_size, .fetch_threads = cfg->fetch_threads,
 		.on_invalid = mfs_fs_blob_invalid, .on_invalid_ctx = fs, .lock_dir = lock_dir, .sources = src,
+		.verify_strict = cfg->verify_strict, .trust_dir = trust_dir,
 	};
 	rc = mfs_blobio_new(&bc, bs, ix, hub, cat, &bio);
 	if (rc) {

@@ -36,6 +36,7 @@ struct mfs_mount_config {
 	const char *peer_token;     /* Bearer for peers; never logged */
 	const char *mirror_token;   /* Bearer for mirrors (NULL: none); never logged */
 	bool prefer_mirror;         /* mirrors before the hub */
+	bool verify_strict;         /* --verify strict: nothing unverified is served */
 	const char *proxy;          /* NULL: libcurl's environment (https_proxy...) */
 };
 

@@ -783,7 +783,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mfs_blob_desc d = {
 		.repo = repo, .commit = commit, .path = e->path,
 		.content_id = mfs_entry_content_id(e), .size = e->size,
-		.lfs = e->sha256[0] != '\0',
+		.lfs = e->sha256[0] != '\0', .xet_hash = e->xet_hash,
 	};
 	rc = mfs_blob_open(fs->bio, &d, &of->blob);
 	if (rc == 0 && e->size > 0) {

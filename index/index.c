@@ -2142,3 +2142,27 @@ int mfs_ix_blob_commits(struct mfs_ix *ix, const struct mfs_repo *repo,
 			   " AND coalesce(e.sha256, e.oid) = ?3 ORDER BY c.sha",
 			   repo, cid, "find blob", cb, ctx);
 }
+
+int mfs_ix_xet_content(struct mfs_ix *ix, const char *xet_hash, char cid[65], uint64_t *size)
+{
+	sqlite3_stmt *st = NULL;
+	int ret, rc;
+
+	if (!ix || !xet_hash || !mfs_hex_valid(xet_hash, 64))
+		return -EINVAL;
+	pthread_mutex_lock(&ix->lock);
+	ret = ix_prep(ix, "SELECT coalesce(nullif(sha256, ''), oid), size FROM entries"
+		      " WHERE xet_hash = lower(?1) LIMIT 1", &st);
+	if (!ret) {
+		sqlite3_bind_text(st, 1, xet_hash, -1, SQLITE_TRANSIENT);
+		rc = ix_step(ix, st);
+		if (rc == SQLITE_ROW && ix_col_copy(st, 0, cid, 65))
+			*size = (uint64_t)sqlite3_column_int64(st, 1);
+		else
+			ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT
+								     : ix_fail(ix, rc, "xet lookup");
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return ret;
+}

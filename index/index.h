@@ -112,6 +112,8 @@ int mfs_ix_block_del(struct mfs_ix *ix, const char *content_id, uint32_t idx);
 /* Forgets every block of a blob (after a failed verification or eviction). */
 int mfs_ix_blob_drop_blocks(struct mfs_ix *ix, const char *content_id);
 int mfs_ix_blob_set_verified(struct mfs_ix *ix, const char *content_id, bool ok);
+/* A file listed with this xetHash: its content id and size. -ENOENT. */
+int mfs_ix_xet_content(struct mfs_ix *ix, const char *xet_hash, char cid[65], uint64_t *size);
 int mfs_ix_blob_get(struct mfs_ix *ix, const char *content_id, uint64_t *size,
 		    uint32_t *block_size, bool *verified, bool *pinned);
 /* Batched LRU touch: one transaction for n ids. */

@@ -40,6 +40,7 @@ struct mfs_sv_bucket {
 
 struct mfs_serve {
 	char *peer_token;
+	char *trust_dir;                 /* <cache>/trust: Xet chunk lists (chunks.c) */
 	bool pull_through;
 	struct mfs_ix *ix;
 	struct mfs_bs *bs;

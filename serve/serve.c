@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cache/blockstore.h"
+#include "serve/chunks.h"
 #include "serve/internal.h"
 #include "util/log.h"
 
@@ -44,6 +45,7 @@ struct route {
 
 static const struct route ROUTES[] = {
 	{ M_GET, "blobs/{id}", mfs_sv_route_blob },
+	{ M_GET, "chunks/{id}", mfs_sv_route_chunks },
 	{ M_GET, "api/{type}", mfs_sv_route_list },
 	{ M_GET, "api/{type}/{org}/{name}", mfs_sv_route_info },
 	{ M_GET, "api/{type}/{org}/{name}/revision/{rev}", mfs_sv_route_info },
@@ -194,6 +196,11 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
+	snprintf(path, sizeof(path), "%s/trust", cfg->cache_dir);
+	if (!(s->trust_dir = strdup(path))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	snprintf(path, sizeof(path), "%s/index.db", cfg->cache_dir);
 	rc = mfs_ix_open(path, &s->ix);
 	if (rc) {
@@ -247,7 +254,8 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 		mfs_cat_set_mirrors(s->cat, s->src);
 	}
 	{
-		struct mfs_blobio_config bc = { .sources = s->src };
+		struct mfs_blobio_config bc = { .sources = s->src, .trust_dir = s->trust_dir,
+						.verify_strict = cfg->verify_strict };
 		rc = mfs_blobio_new(&bc, s->bs, s->ix, s->hub, s->pull_through ? s->cat : NULL,
 				    &s->bio);
 		if (rc)
@@ -286,6 +294,7 @@ void mfs_serve_free(struct mfs_serve *s)
 		explicit_bzero(s->peer_token, strlen(s->peer_token));
 		free(s->peer_token);
 	}
+	free(s->trust_dir);
 	pthread_mutex_destroy(&s->pull_mu);
 	free(s);
 }

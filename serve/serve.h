@@ -47,6 +47,7 @@ struct mfs_serve_config {
 	int max_conns;               /* default 512 */
 	int idle_ms;                 /* default 30000 */
 	int io_ms;                   /* default 10000 */
+	bool verify_strict;          /* --verify strict (pull-through fetches) */
 };
 
 struct mfs_serve;

@@ -86,6 +86,20 @@ int mfs_xet_list_check(const struct mfs_xet_chunk *chunks, size_t n, uint64_t si
 /* true when data (len == c->len) hashes to c->hash. */
 bool mfs_xet_chunk_check(const struct mfs_xet_chunk *c, const void *data, size_t len);
 
+/* --- chunk lists on the wire and on disk (chunklist.c) --------------- */
+
+/*
+ * "MFSXETC1", u64 LE size, u32 LE count, count x (u32 LE len, 32-byte
+ * hash). encode: *out malloc'd. decode: shape checks only (-EBADMSG), the
+ * merkle check is mfs_xet_list_check; *out malloc'd (offsets filled in).
+ */
+int mfs_xet_list_encode(const struct mfs_xet_chunk *c, size_t n, uint64_t size,
+			uint8_t **out, size_t *len);
+int mfs_xet_list_decode(const uint8_t *buf, size_t len, struct mfs_xet_chunk **out,
+			size_t *n, uint64_t *size);
+/* Index of the chunk holding byte off (n when off is past the end). */
+size_t mfs_xet_chunk_at(const struct mfs_xet_chunk *c, size_t n, uint64_t off);
+
 /* --- whole-file streaming hasher -------------------------------------- */
 
 struct mfs_xet_hasher;
