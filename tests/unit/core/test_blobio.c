@@ -96,11 +96,22 @@ static int fake_probe(void *conn, const struct mfs_src_read *rq)
 	return 0;
 }
 
+/* The hub's kind: these tests are about fetching, and the hub's bytes are
+ * served as they arrive; a mirror's would be held until the blob verifies
+ * (the trust model, core/blobtrust.c; tests/integration/test_trust.py). */
 static const struct mfs_src_ops fake_ops = {
+	.kind = MFS_SRC_HUB,
+	.read = fake_read,
+	.probe = fake_probe,
+};
+static const struct mfs_src_ops fake_mirror_ops = {
 	.kind = MFS_SRC_MIRROR,
 	.read = fake_read,
 	.probe = fake_probe,
 };
+/* What start() builds: the hub-kind fake unless a test says otherwise. */
+static const struct mfs_src_ops *use_ops = &fake_ops;
+static int64_t use_demote_ms = 1;
 
 /* ---- fixture ---------------------------------------------------------------- */
 
@@ -140,7 +151,7 @@ static void make_content(uint64_t size, unsigned seed)
 static void start(uint64_t size, uint64_t readahead_max)
 {
 	char p[128];
-	struct mfs_srcset_config sc = { .demote_ms = 1 };
+	struct mfs_srcset_config sc = { .demote_ms = use_demote_ms };
 	struct mfs_blobio_config bc = {
 		.block_size = BSZ, .fetch_threads = 4, .readahead_max = readahead_max,
 		.coalesce_max = 4 * BSZ, .on_invalid = on_invalid,
@@ -157,7 +168,7 @@ static void start(uint64_t size, uint64_t readahead_max)
 	fk.corrupt_at = -1;
 	make_content(size, 42);
 	cr_assert_eq(mfs_srcset_new(&sc, NULL, &set), 0);
-	cr_assert_eq(mfs_srcset_add(set, &fake_ops, &fk, "http://fake.invalid"), 0);
+	cr_assert_eq(mfs_srcset_add(set, use_ops, &fk, "http://fake.invalid"), 0);
 	bc.sources = set;
 	cr_assert_eq(mfs_blobio_new(&bc, bs, ix, NULL, NULL, &bio), 0);
 	repo.type = MFS_REPO_MODEL;
@@ -186,6 +197,8 @@ static void teardown(void)
 	pthread_cond_destroy(&fk.cv);
 	memset(&fk, 0, sizeof(fk));
 	invalid_calls = 0;
+	use_ops = &fake_ops;
+	use_demote_ms = 1;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
@@ -492,4 +505,44 @@ Test(blobio, random_reads_do_not_read_ahead, .fini = teardown)
 	stop_bio();
 	cr_assert_eq(fk.bytes, 6 * BSZ);
 	cr_assert_eq(fk.reads, 6);
+}
+
+/* The trust model (core/blobtrust.c): a mirror's bytes reach no reader
+ * before the whole blob verified. */
+Test(blobio, mirror_bytes_are_held_until_the_blob_verifies, .fini = teardown)
+{
+	use_ops = &fake_mirror_ops;
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	struct rd *r = malloc(sizeof(*r));
+	rd_init(r);
+	mfs_blob_read(b, 100, 200, NULL, rd_cb, r);
+	cr_assert_eq(rd_wait(r), 0);
+	/* answered only after every block came and the blob verified */
+	cr_assert_eq(mfs_blob_cached_bytes(b), 8 * BSZ);
+	cr_assert_eq(mfs_blob_verify_wait(b), 1);
+	cr_assert_eq(r->got, 200);
+	cr_assert_eq(memcmp(r->buf, content + 100, 200), 0);
+	free(r);
+	mfs_blob_close(b);
+}
+
+Test(blobio, a_lying_mirror_never_gets_a_byte_served, .fini = teardown)
+{
+	use_ops = &fake_mirror_ops;
+	use_demote_ms = 60000;      /* the liar stays demoted: no source left */
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	fk.corrupt_at = 5 * BSZ + 17;
+	struct rd *r = malloc(sizeof(*r));
+	rd_init(r);
+	mfs_blob_read(b, 0, 300, NULL, rd_cb, r);
+	/* block 0 is honest, but it is not served: the blob failed whole */
+	cr_assert_eq(rd_wait(r), -EIO);
+	cr_assert_eq(r->got, 0);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
+	free(r);
+	mfs_blob_close(b);
+	stop_bio(); /* the fake's counters are final */
+	cr_assert_geq(fk.bytes, 8 * BSZ, "the corrupt block was fetched");
 }
