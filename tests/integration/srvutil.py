@@ -7,11 +7,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
-from harness import MODELFS, HubSim
+from harness import MODELFS, SRC, HubSim
+
+sys.path.insert(0, os.path.join(SRC, "bench"))
+from serve_load import rss_kb  # noqa: E402,F401  (shared with the load bench)
 
 
 def free_port():
@@ -72,14 +76,6 @@ def http(url, method="GET", headers=None, data=None, timeout=30):
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def wait_port_closed(url, timeout=5):
