@@ -13,10 +13,13 @@
  *   HEAD|GET /blobs/{sha256|git sha1}                    for peers: Range -> 206
  *        with the bytes it has (a prefix of the range), 404 if none
  * Content of private or gated repos only with "Authorization: Bearer
- * <peer token>"; blocks only through the block layer, which checks every
- * block's checksum and drops blobs that fail their hash. With pull_through
- * a miss is fetched from this node's own sources (hub, mirrors, peers
- * ranked above it), cached and streamed.
+ * <peer token>" (visibility as the hub last said; anonymous clients get
+ * the same 401 for private and missing repos, and 404 by hash for private
+ * and unknown content); blocks only through the block layer, which checks
+ * every block's checksum and drops blobs that fail their hash. With
+ * pull_through a miss is fetched from this node's own sources (hub,
+ * mirrors, peers ranked above it), cached and streamed, at a bounded rate
+ * per client address.
  *
  * What it does not do: uploads, write endpoints, TLS.
  */
