@@ -81,7 +81,7 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 {
 	struct mfs_blobio *bio = b->bio;
 	struct pending_read *ready = NULL, **pp;
-	bool hash;
+	bool hash, hdr;
 
 	if (b->nblocks == 1 && b->verdict != 1) {
 		/* Whole blob in one block: check before anyone sees a byte. */
@@ -136,8 +136,11 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 
 	pthread_mutex_lock(&bio->lock);
 	hash = bio_claim_hashing_locked(b);
+	hdr = bio_hdr_due_locked(b);
 	pthread_cond_broadcast(&b->changed);
 	pthread_mutex_unlock(&bio->lock);
+	if (hdr)
+		bio_hdr_update(b);
 	if (hash)
 		bio_hash_advance(b);
 	return 0;

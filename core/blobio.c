@@ -471,7 +471,14 @@ void mfs_blob_read(struct mfs_blob *b, uint64_t off, size_t len,
 
 	pthread_mutex_lock(&bio->lock);
 	bio->st.reads++;
-	bio_readahead_locked(b, b0, b1, ra);
+	if (ra && bio_hdr_due_locked(b)) {
+		/* A prefix cached before this open is parsed here, once and
+		 * before serving (after the reply, b may be gone). */
+		pthread_mutex_unlock(&bio->lock);
+		bio_hdr_update(b);
+		pthread_mutex_lock(&bio->lock);
+	}
+	bio_readahead_locked(b, off, off + len, ra);
 	/* Serve from memory or disk while every block is present (and not
 	 * held for verification, blobtrust.c); a block that vanished from
 	 * disk (evicted, corrupt) turns this into a miss. */

@@ -8,7 +8,9 @@
  * it, and the read is answered by the fetch thread when its last block
  * arrives (the caller's thread is never held: this is what keeps FUSE
  * workers free while the network is slow). Sequential readers get a
- * read-ahead window that doubles per block crossed up to readahead_max.
+ * read-ahead window that follows what they demonstrably read (at most
+ * twice it plus one block, up to readahead_max) and that stays out of
+ * tensor data while a GGUF or safetensors header is being parsed.
  *
  * When every block of a blob has arrived, its digest (sha256 for LFS
  * content, git blob sha1 otherwise) is compared with its content id; on a
@@ -81,11 +83,13 @@ struct mfs_blob_desc {
 struct mfs_blobio;
 struct mfs_blob;
 
-/* Per open file: the sequential-read detector. Zero-initialise. */
+/* Per open file: the read-ahead state (core/readahead.c). Zero-initialise. */
 struct mfs_readahead {
-	uint32_t last_block;      /* last block read + 1 (0 = none yet) */
-	uint32_t window;          /* blocks */
+	uint64_t start;           /* first byte of the current sequential stream */
+	uint64_t hi;              /* end of its furthest read; 0 = no stream yet */
 	uint32_t issued_until;    /* read-ahead issued below this block */
+	uint32_t window;          /* blocks of the last window issued */
+	uint32_t mark;            /* reaching this block issues the next window */
 };
 
 /* Cache-space hooks (the evictor, core/evict.h), called from fetch threads:

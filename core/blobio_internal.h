@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/blobio.h"
+#include "core/fmthdr.h"
 #include "util/hash.h"
 #include "xet/xet.h"
 
@@ -67,6 +68,11 @@ struct mfs_blob {
 	struct mfs_xet_chunk *chunks;  /* verified chunk list; bio->lock */
 	size_t nchunks;                /* protected by bio->lock */
 	int chunks_state;              /* 0 not asked, 1 have, <0 none; bio->lock */
+	/* Where its header ends, for read-ahead (readahead.c): learnt from
+	 * the present prefix by whichever thread claims hdr_busy. */
+	struct mfs_fmthdr hdr;         /* protected by bio->lock */
+	uint32_t hdr_blocks;           /* prefix blocks parsed; bio->lock */
+	bool hdr_busy;                 /* protected by bio->lock */
 	pthread_cond_t changed;        /* signalled on block/verdict changes */
 	int lock_fd;                   /* cross-process block locks, -1 until first
 					* fetch; set once under bio->lock */
@@ -163,8 +169,13 @@ void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool
 void *bio_worker(void *arg);
 
 /* readahead.c */
-void bio_readahead_locked(struct mfs_blob *b, uint32_t b0, uint32_t b1,
+/* Schedules read-ahead for a read of bytes [off, end) (end <= size). */
+void bio_readahead_locked(struct mfs_blob *b, uint64_t off, uint64_t end,
 			  struct mfs_readahead *ra);
+/* Learns where the blob's header ends (fmthdr.h) from its present prefix;
+ * called without bio->lock when bio_hdr_due_locked said so. */
+void bio_hdr_update(struct mfs_blob *b);
+bool bio_hdr_due_locked(const struct mfs_blob *b);
 
 /* blobverify.c */
 void bio_hasher_init(struct mfs_blob *b);
