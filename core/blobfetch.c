@@ -146,6 +146,54 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	return 0;
 }
 
+/* Answers the reads waiting on the block being filled whose bytes have all
+ * arrived, without waiting for the rest of the block: a 4 KiB read in a
+ * 1 MiB block on a 50 MB/s connection waits for its own bytes, not 20 ms.
+ * Only reads inside this one block; never for a one-block blob that is not
+ * verified yet (nothing of it is served before its hash matches). */
+static void answer_partial(struct sink_ctx *sc)
+{
+	struct mfs_blob *b = sc->b;
+	struct mfs_blobio *bio = b->bio;
+	struct dblock *d = sc->cur;
+	uint64_t bstart = (uint64_t)sc->idx * b->bsize;
+	struct pending_read *ready = NULL, **pp;
+
+	/* The trust model (blobtrust.c): bytes of a source that is not the
+	 * hub reach no reader before the blob verifies, unless each chunk was
+	 * checked against the hub's chunk list before it reached the sink. */
+	if (!sc->chunk_verified && !bio_sources_trusted(bio, sc->cur_mask))
+		return;
+	pthread_mutex_lock(&bio->lock);
+	if ((b->nblocks == 1 && b->verdict != 1) || bio_hold_locked(b)) {
+		pthread_mutex_unlock(&bio->lock);
+		return;
+	}
+	for (pp = &b->pending; *pp;) {
+		struct pending_read *p = *pp;
+		if (p->b0 == sc->idx && p->b1 == sc->idx && p->off + p->len <= bstart + d->len) {
+			*pp = p->next;
+			p->next = ready;
+			ready = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	if (ready) {
+		/* whoever sent these bytes answers for them if the blob fails */
+		b->src_mask |= sc->cur_mask;
+		bio->st.reads_partial++;
+	}
+	pthread_mutex_unlock(&bio->lock);
+	while (ready) {
+		struct pending_read *p = ready;
+		struct iovec iov = { d->data + (p->off - bstart), p->len };
+		ready = p->next;
+		p->cb(p->ctx, 0, &iov, 1);
+		free(p);
+	}
+}
+
 static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 {
 	struct sink_ctx *sc = vctx;
@@ -167,7 +215,9 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 		sc->cur->len += n;
 		p += n;
 		len -= n;
-		if (sc->cur->len == bio_block_len(b, sc->idx)) {
+		if (sc->cur->len < bio_block_len(b, sc->idx)) {
+			answer_partial(sc);
+		} else {
 			struct dblock *d = sc->cur;
 			sc->cur = NULL;
 			pthread_mutex_lock(&b->bio->lock);

@@ -157,6 +157,7 @@ int mfs_blob_verify_wait(struct mfs_blob *b);
 
 struct mfs_blobio_stats {
 	uint64_t reads, reads_mem, reads_disk, reads_waited;
+	uint64_t reads_partial;  /* answered before their block was complete */
 	uint64_t blocks_fetched, bytes_fetched, fetch_errors, verify_failures;
 };
 void mfs_blobio_stats(struct mfs_blobio *bio, struct mfs_blobio_stats *st);

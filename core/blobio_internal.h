@@ -196,6 +196,9 @@ bool bio_hold_locked(const struct mfs_blob *b);
 void bio_trust_open(struct mfs_blob *b);
 void bio_trust_free(struct mfs_blob *b);
 void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask);
+/* True when bytes sent by these sources may reach a reader before the blob
+ * verifies (the hub, and not --verify strict). */
+bool bio_sources_trusted(const struct mfs_blobio *bio, uint32_t src_mask);
 void bio_trust_verdict(struct mfs_blob *b, bool ok);
 bool bio_trust_chunks(struct mfs_blob *b);
 int bio_chunk_read(struct mfs_blob *b, struct mfs_src_read *rq, uint64_t from,

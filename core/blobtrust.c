@@ -172,15 +172,22 @@ void bio_trust_free(struct mfs_blob *b)
 	b->chunks = NULL;
 }
 
+bool bio_sources_trusted(const struct mfs_blobio *bio, uint32_t src_mask)
+{
+	if (bio->cfg.verify_strict)
+		return false;
+	for (int i = 0; i < 32; i++)
+		if ((src_mask & (1u << i)) && !mfs_srcset_is_hub(bio->src, i))
+			return false;
+	return true;
+}
+
 void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask)
 {
 	struct mfs_blobio *bio = b->bio;
-	bool untrusted = bio->cfg.verify_strict, first = false;
+	bool first = false;
 
-	for (int i = 0; i < 32 && !untrusted; i++)
-		if ((src_mask & (1u << i)) && !mfs_srcset_is_hub(bio->src, i))
-			untrusted = true;
-	if (!untrusted)
+	if (bio_sources_trusted(bio, src_mask))
 		return;
 	pthread_mutex_lock(&bio->lock);
 	/* One-block blobs are verified before they are served anyway. */

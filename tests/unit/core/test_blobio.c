@@ -45,6 +45,9 @@ struct fake {
 	bool gate_closed;
 	int fail_rc;                   /* != 0: reads fail with it */
 	int64_t corrupt_at;            /* >= 0: that byte is flipped */
+	int64_t hold_at;               /* >= 0: delivery stops before that byte
+					* until it is set to -1 again */
+	int held;                      /* deliveries stopped there so far */
 	uint64_t bytes;                /* bytes delivered */
 	uint64_t log_off[512], log_len[512];
 	int nlog;
@@ -76,6 +79,14 @@ static int fake_read(void *conn, const struct mfs_src_read *rq, uint64_t off, ui
 		return rc;
 	for (uint64_t p = off; p < off + len;) {
 		size_t n = off + len - p < sizeof(piece) ? (size_t)(off + len - p) : sizeof(piece);
+		pthread_mutex_lock(&f->mu);
+		if (f->hold_at >= 0 && p >= (uint64_t)f->hold_at) {
+			f->held++;
+			pthread_cond_broadcast(&f->cv);
+			while (f->hold_at >= 0)
+				pthread_cond_wait(&f->cv, &f->mu);
+		}
+		pthread_mutex_unlock(&f->mu);
 		memcpy(piece, f->data + p, n);
 		if (f->corrupt_at >= 0 && (uint64_t)f->corrupt_at >= p &&
 		    (uint64_t)f->corrupt_at < p + n)
@@ -175,6 +186,7 @@ static void start(uint64_t size, uint64_t readahead_max)
 	pthread_mutex_init(&fk.mu, NULL);
 	pthread_cond_init(&fk.cv, NULL);
 	fk.corrupt_at = -1;
+	fk.hold_at = -1;
 	make_content(size, 42);
 	cr_assert_eq(mfs_srcset_new(&sc, NULL, &set), 0);
 	cr_assert_eq(mfs_srcset_add(set, use_ops, &fk, "http://fake.invalid"), 0);
@@ -667,4 +679,40 @@ Test(blobio, gguf_header_reader_does_not_read_ahead_into_data, .fini = teardown)
 	cr_assert_eq(fetched_end(), (uint32_t)((data - 1) / BSZ + 1),
 		     "GGUF header reads (data at %llu) fetched up to block %u",
 		     (unsigned long long)data, fetched_end());
+
+/* A read inside a block is answered as soon as its own bytes arrived, not
+ * when the whole block did (a 4 KiB read on a capped link). */
+Test(blobio, read_answered_from_the_part_of_a_block_that_arrived, .fini = teardown)
+{
+	struct mfs_blobio_stats st;
+	struct rd *r = malloc(sizeof(*r));
+	bool done = false;
+
+	start(8 * BSZ, 0);
+	struct mfs_blob *b = open_blob();
+	fk.hold_at = 2 * BSZ + 2048; /* the fetch of block 2 stops half way */
+	rd_init(r);
+	mfs_blob_read(b, 2 * BSZ + 100, 1000, NULL, rd_cb, r);
+	wait_for(&fk.held, 1);
+	for (int i = 0; i < 5000 && !done; i++) {
+		pthread_mutex_lock(&r->mu);
+		done = r->done;
+		pthread_mutex_unlock(&r->mu);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&fk.mu);
+	fk.hold_at = -1;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+	cr_assert(done, "the read waited for the rest of its block");
+	cr_assert_eq(rd_wait(r), 0);
+	cr_assert_eq(r->got, 1000);
+	cr_assert(memcmp(r->buf, content + 2 * BSZ + 100, 1000) == 0);
+	free(r);
+	mfs_blobio_stats(bio, &st);
+	cr_assert_eq(st.reads_partial, 1);
+	/* the block completes as usual and is served whole afterwards */
+	cr_assert_eq(read_check(b, 2 * BSZ, BSZ, NULL), 0);
+	mfs_blob_close(b);
 }
