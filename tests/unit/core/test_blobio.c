@@ -679,6 +679,7 @@ Test(blobio, gguf_header_reader_does_not_read_ahead_into_data, .fini = teardown)
 	cr_assert_eq(fetched_end(), (uint32_t)((data - 1) / BSZ + 1),
 		     "GGUF header reads (data at %llu) fetched up to block %u",
 		     (unsigned long long)data, fetched_end());
+}
 
 /* A read inside a block is answered as soon as its own bytes arrived, not
  * when the whole block did (a 4 KiB read on a capped link). */
