@@ -186,6 +186,10 @@ int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 		bio->cfg.fetch_threads = 8;
 	if (!bio->cfg.readahead_max)
 		bio->cfg.readahead_max = 64u << 20;
+	if (bio->cfg.kernel_readahead == 0)
+		bio->cfg.kernel_readahead = 1 << 20;
+	else if (bio->cfg.kernel_readahead < 0)
+		bio->cfg.kernel_readahead = 0;
 	if (!bio->cfg.coalesce_max)
 		bio->cfg.coalesce_max = 8u << 20;
 	/* The memory cache must hold the read-ahead window plus what is in

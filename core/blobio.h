@@ -42,6 +42,10 @@ struct mfs_blobio_config {
 	uint32_t block_size;      /* default 1 MiB; blobs already cached keep theirs */
 	int fetch_threads;        /* default 8 */
 	uint64_t readahead_max;   /* bytes; default 64 MiB */
+	/* Bytes the kernel reads ahead of a reader on its own (fs/daemon.c
+	 * raises read_ahead_kb to 1 MiB): not counted as read when read-ahead
+	 * follows consumption. 0: 1 MiB; negative: none (tests). */
+	int64_t kernel_readahead;
 	uint64_t coalesce_max;    /* bytes per range request; default 8 MiB */
 	size_t mem_cache_bytes;   /* decoded blocks kept in memory; default 256 MiB
 				     (at least 2 x read-ahead + threads x coalesce) */

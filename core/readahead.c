@@ -11,7 +11,9 @@
  *     never has more fetched, from its first block on, than twice what it
  *     read plus one block: a reader that stops after N bytes cost at most
  *     2N + 1 block, while a whole-file reader still reaches readahead_max
- *     (a window as large as what it read so far);
+ *     (a window as large as what it read so far). What the kernel reads
+ *     ahead on its own (cfg.kernel_readahead) arrives here as reads but
+ *     is not counted as read;
  *   - while the reader is inside the header of a GGUF or safetensors file
  *     (core/fmthdr.h; a stream from the first block of a file whose format
  *     is not known yet counts as inside), read-ahead stops at the header's
@@ -97,6 +99,24 @@ void bio_hdr_update(struct mfs_blob *b)
  * smaller) is not touching tensor data. */
 #define HDR_OVERSHOOT (256u << 10)
 
+/* How far the kernel's own read-ahead may run ahead of the reader: its
+ * next window is asked when the reader reaches the current one, so up to
+ * two of read_ahead_kb. */
+static uint64_t kernel_ahead(const struct mfs_blob *b)
+{
+	return 2 * (uint64_t)b->bio->cfg.kernel_readahead;
+}
+
+/* How far past the header a header reader may read without counting as
+ * reading tensor data: a buffered parser's overshoot (HDR_OVERSHOOT, or a
+ * block when smaller) plus the kernel's own read-ahead. */
+static uint64_t overshoot(const struct mfs_blob *b)
+{
+	uint64_t o = b->bsize < HDR_OVERSHOOT ? b->bsize : HDR_OVERSHOOT;
+
+	return o + kernel_ahead(b);
+}
+
 /* Blocks read-ahead may reach (exclusive) given the file's format. */
 static uint64_t header_cap(const struct mfs_blob *b, const struct mfs_readahead *ra)
 {
@@ -112,7 +132,7 @@ static uint64_t header_cap(const struct mfs_blob *b, const struct mfs_readahead 
 	default:
 		break;
 	}
-	if (h->done && ra->hi > h->data_off + (b->bsize < HDR_OVERSHOOT ? b->bsize : HDR_OVERSHOOT))
+	if (h->done && ra->hi > h->data_off + overshoot(b))
 		return UINT64_MAX; /* in the tensor data: the header rules are over */
 	if (!h->done && ra->hi >= h->data_off)
 		return 0; /* past what is parsed: wait until more of it is */
@@ -125,7 +145,7 @@ void bio_readahead_locked(struct mfs_blob *b, uint64_t off, uint64_t end,
 	struct mfs_blobio *bio = b->bio;
 	uint32_t bs = b->bsize;
 	uint64_t max_w = bio->cfg.readahead_max / bs;
-	uint64_t b1 = (end - 1) / bs, lim, cap, to, want;
+	uint64_t b1 = (end - 1) / bs, lim, cap, to, want, read, kra;
 
 	if (!ra || max_w == 0)
 		return;
@@ -140,8 +160,12 @@ void bio_readahead_locked(struct mfs_blob *b, uint64_t off, uint64_t end,
 	/* The mark: nothing new until the reader reaches the last window. */
 	if (ra->window && b1 < ra->mark)
 		return;
-	/* Fetched from the stream's first block: at most 2 x read + 1 block. */
-	lim = ((ra->start / bs) * bs + 2 * (ra->hi - ra->start)) / bs + 1;
+	/* Fetched from the stream's first block: at most 2 x read + 1 block,
+	 * where what the kernel asked ahead on its own is not "read". */
+	read = ra->hi - ra->start;
+	kra = kernel_ahead(b);
+	read = read > kra ? read - kra : 0;
+	lim = ((ra->start / bs) * bs + 2 * read) / bs + 1;
 	if (lim > b1 + 1 + max_w)
 		lim = b1 + 1 + max_w;
 	if (lim > b->nblocks)

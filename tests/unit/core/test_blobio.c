@@ -175,6 +175,7 @@ static void start(uint64_t size, uint64_t readahead_max)
 	struct mfs_blobio_config bc = {
 		.block_size = BSZ, .fetch_threads = 4, .readahead_max = readahead_max,
 		.coalesce_max = 4 * BSZ, .on_invalid = on_invalid,
+		.kernel_readahead = -1, /* no kernel here */
 	};
 
 	mfs_log_set_level(MFS_LOG_ERROR);
