@@ -83,6 +83,8 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	struct pending_read *ready = NULL, **pp;
 	bool hash, hdr;
 
+	if (from_disk)
+		bio_trust_disk_block(b);
 	if (b->nblocks == 1 && b->verdict != 1) {
 		/* Whole blob in one block: check before anyone sees a byte. */
 		bio_hasher_init(b);

@@ -195,6 +195,7 @@ void bio_run_job(struct job *j);
 bool bio_hold_locked(const struct mfs_blob *b);
 void bio_trust_open(struct mfs_blob *b);
 void bio_trust_free(struct mfs_blob *b);
+void bio_trust_disk_block(struct mfs_blob *b);
 void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask);
 /* True when bytes sent by these sources may reach a reader before the blob
  * verifies (the hub, and not --verify strict). */

@@ -166,6 +166,26 @@ void bio_trust_open(struct mfs_blob *b)
 		mfs_debug("%s: chunk list from the cache", b->id);
 }
 
+void bio_trust_disk_block(struct mfs_blob *b)
+{
+	struct mfs_blobio *bio = b->bio;
+
+	pthread_mutex_lock(&bio->lock);
+	bool check = !b->held && b->verdict != 1 && b->nblocks > 1;
+	pthread_mutex_unlock(&bio->lock);
+	/* Another process (prefetch, a second mount) may have stored it from
+	 * a source it does not trust yet: its mark says so. */
+	if (!check || !held_on_disk(b))
+		return;
+	pthread_mutex_lock(&bio->lock);
+	if (!b->held && b->verdict != 1) {
+		b->held = true;
+		if (b->pending && !bio->cancelled)
+			bio_schedule_locked(b, 0, b->nblocks - 1, true);
+	}
+	pthread_mutex_unlock(&bio->lock);
+}
+
 void bio_trust_free(struct mfs_blob *b)
 {
 	free(b->chunks);
