@@ -72,7 +72,7 @@ static int reply_errno(struct mfs_httpd_conn *c, const struct mfs_httpd_req *rq,
 	int rc;
 
 	if (err == -ENOENT)
-		rc = mfs_sv_error(c, rq, 404, "RevisionNotFound", "Repository or revision not found",
+		rc = mfs_sv_error(c, rq, 404, "RepoNotFound", "Repository or revision not found",
 				  NULL);
 	else if (err == -EACCES)
 		rc = mfs_sv_error(c, rq, 403, "GatedRepo", "Access restricted", NULL);
