@@ -145,7 +145,7 @@ void bio_readahead_locked(struct mfs_blob *b, uint64_t off, uint64_t end,
 	struct mfs_blobio *bio = b->bio;
 	uint32_t bs = b->bsize;
 	uint64_t max_w = bio->cfg.readahead_max / bs;
-	uint64_t b1 = (end - 1) / bs, lim, cap, to, want, read, kra;
+	uint64_t b1 = (end - 1) / bs, lim, cap, to, want, read, kra, base;
 
 	if (!ra || max_w == 0)
 		return;
@@ -161,11 +161,16 @@ void bio_readahead_locked(struct mfs_blob *b, uint64_t off, uint64_t end,
 	if (ra->window && b1 < ra->mark)
 		return;
 	/* Fetched from the stream's first block: at most 2 x read + 1 block,
-	 * where what the kernel asked ahead on its own is not "read". */
-	read = ra->hi - ra->start;
+	 * where what the kernel asked ahead on its own is not "read". Reading
+	 * a model header earns no read-ahead into the tensor data: there, the
+	 * stream counts from the data offset. */
+	base = ra->start;
+	if (b->hdr.done && b->hdr.fmt >= MFS_FMT_GGUF && base < b->hdr.data_off)
+		base = b->hdr.data_off;
+	read = ra->hi > base ? ra->hi - base : 0;
 	kra = kernel_ahead(b);
 	read = read > kra ? read - kra : 0;
-	lim = ((ra->start / bs) * bs + 2 * read) / bs + 1;
+	lim = ((base / bs) * bs + 2 * read) / bs + 1;
 	if (lim > b1 + 1 + max_w)
 		lim = b1 + 1 + max_w;
 	if (lim > b->nblocks)
