@@ -176,6 +176,27 @@ class Layout(HfCacheBase):
         self.assertNotIn(".locks", os.listdir(self.mp))
 
 
+class MovingRef(MountCase):
+    def test_refs_follow_ref_ttl(self):
+        from harness import set_repo_json
+        make_repo(self.root, "Org/m", {"v.txt": b"one\n"})
+        make_repo(self.root, "Org/m", {"v.txt": b"two\n"}, folder="main-v2")
+        self.start_sim()
+        mp = self.mount(args=["--ref-ttl", "1"])
+        ref = os.path.join(mp, "models--Org--m", "refs", "main")
+        old = read_file(ref).decode()
+        set_repo_json(self.root, "Org/m", branch_dirs={"main": "main-v2"})
+        self.sim.rescan()
+        self.assertEqual(read_file(ref).decode(), old, "within the TTL: the known commit")
+        time.sleep(1.5)
+        new = read_file(ref).decode()
+        self.assertNotEqual(new, old)
+        snap = os.path.join(mp, "models--Org--m", "snapshots")
+        self.assertFileEqual(os.path.join(snap, new, "v.txt"), b"two\n")
+        self.assertFileEqual(os.path.join(snap, old, "v.txt"), b"one\n")
+        self.assertIn(new, os.listdir(snap))
+
+
 class HuggingFaceJs(HfCacheBase):
     def setUp(self):
         super().setUp()
