@@ -730,24 +730,6 @@ static const struct mfs_entry *node_file(const struct fs_node *n, const struct m
 	       n->tree->nodes[n->tnode].e : NULL;
 }
 
-/* An HF refs/<name> file: the commit it names now, read at open; direct
- * I/O so a moved branch shows at the next open after the ref TTL. */
-static void open_ref(fuse_req_t req, struct mfs_fs *fs, struct fs_node *n,
-		     struct fuse_file_info *fi)
-{
-	struct open_file *of = calloc(1, sizeof(*of));
-	int rc = of ? mfs_hfc_ref_commit(fs->cat, &n->hf, of->ref) : -ENOMEM;
-
-	if (rc) {
-		free(of);
-		fuse_reply_err(req, rc == -ENOENT || rc == -EACCES || rc == -ENOMEM ? -rc : EIO);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)of;
-	fi->direct_io = 1;
-	fuse_reply_open(req, fi);
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
@@ -771,33 +753,33 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (!e) {
-		open_ref(req, fs, n, fi);
-		return;
-	}
 	of = calloc(1, sizeof(*of));
 	if (!of) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct mfs_blob_desc d = {
-		.repo = repo, .commit = commit, .path = e->path,
-		.content_id = mfs_entry_content_id(e), .size = e->size,
-		.lfs = e->sha256[0] != '\0', .xet_hash = e->xet_hash,
-	};
-	rc = mfs_blob_open(fs->bio, &d, &of->blob);
-	if (rc == 0 && e->size > 0) {
-		rc = mfs_blob_check_reachable(of->blob);
-		if (rc)
+	if (!e) {
+		/* an HF refs/<name> file: the commit it names now; direct I/O
+		 * so a moved branch shows at the next open after the ref TTL */
+		rc = mfs_hfc_ref_commit(fs->cat, &n->hf, of->ref);
+		fi->direct_io = 1;
+	} else {
+		struct mfs_blob_desc d = {
+			.repo = repo, .commit = commit, .path = e->path,
+			.content_id = mfs_entry_content_id(e), .size = e->size,
+			.lfs = e->sha256[0] != '\0', .xet_hash = e->xet_hash,
+		};
+		rc = mfs_blob_open(fs->bio, &d, &of->blob);
+		if (rc == 0 && e->size > 0 && (rc = mfs_blob_check_reachable(of->blob)) != 0)
 			mfs_blob_close(of->blob);
 	}
 	if (rc) {
 		free(of);
-		fuse_reply_err(req, rc == -EACCES ? EACCES : EIO);
+		fuse_reply_err(req, rc == -EACCES || (rc == -ENOENT && !e) ? -rc : EIO);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)of;
-	fi->keep_cache = 1;   /* commit content never changes */
+	fi->keep_cache = e != NULL;   /* commit content never changes */
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
 }
