@@ -9,7 +9,12 @@ and with every request capped by `limit_rate` (--rate-mbps, default 400
 Mbit/s = 50 MB/s per connection). Against each, every tool gets a fresh
 mount on an empty cache:
 
-  modelfs    modelfs mount --mirror http://nginx (file bytes: ranged GETs)
+  modelfs    modelfs mount --endpoint http://nginx (the static mirror
+             answers the hub API; file bytes: ranged GETs, trusted like the
+             hub's as rclone and httpdirfs trust theirs). With
+             --modelfs-source mirror it is `--mirror http://nginx` instead:
+             then the trust model holds a mirror's bytes until the whole file
+             verified, so the first random read fetches the whole file.
   rclone     rclone mount :http: --http-url http://nginx/files/
              --vfs-cache-mode full  (nginx autoindex for the listing)
   httpdirfs  httpdirfs --cache --cache-location DIR --no-range-check
@@ -46,6 +51,7 @@ command, about 2-4 minutes with the defaults:
     python3 bench/bench_compare.py --bin build/cli/modelfs
 
 Options: --size 256M, --rate-mbps 400, --rand-reads 40, --time-limit 20,
+--modelfs-source endpoint|mirror,
 --tools modelfs,rclone,httpdirfs, --nets plain,capped, --llama
 (--llama-size 256M), --fetch-threads 8, --tmpdir DIR, --keep.
 Everything it starts (simulator, nginx, mounts) is stopped and its temp
@@ -295,8 +301,10 @@ http {
             e = dict(os.environ, HF_HOME=os.path.join(self.tmp, "hf"))
             for k in ("HF_TOKEN", "HF_ENDPOINT", "MODELFS_CACHE", "HF_HUB_OFFLINE"):
                 e.pop(k, None)
-            subprocess.run([self.a.bin, "mount", mp, "--cache", cache, "--endpoint", self.sim.hub,
-                            "--mirror", base, "--fetch-threads", str(self.a.fetch_threads)],
+            src = ["--endpoint", base] if self.a.modelfs_source == "endpoint" else \
+                ["--endpoint", self.sim.hub, "--mirror", base]
+            subprocess.run([self.a.bin, "mount", mp, "--cache", cache] + src +
+                           ["--fetch-threads", str(self.a.fetch_threads)],
                            env=e, check=True, timeout=60, stdin=subprocess.DEVNULL,
                            capture_output=True)
             self.mounts.append((mp, None))
@@ -497,6 +505,10 @@ def main(argv=None):
     ap.add_argument("--llama", action="store_true", help="also a llama.cpp cold load")
     ap.add_argument("--llama-size", type=parse_size, default=256 * MiB)
     ap.add_argument("--fetch-threads", type=int, default=8)
+    ap.add_argument("--modelfs-source", choices=("endpoint", "mirror"), default="endpoint",
+                    help="nginx as modelfs's --endpoint (its bytes trusted like the hub's, as "
+                    "rclone and httpdirfs trust theirs) or as a --mirror (bytes held until "
+                    "the whole file verifies)")
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args(argv)
