@@ -10,8 +10,9 @@ file, the hub goes offline, and B reads the whole file cold (empty cache,
 
   verified     this build: the chunk list is checked against the xetHash
                and every 64 KiB chunk's BLAKE3 before its bytes are served
-  unverified   --unverified-bin: a modelfs built before the trust model
-               (bytes from a peer served as they arrive), same peer
+  unverified   --unverified-bin: the same commit built with
+               -Dtrust_checks=false (bytes from a peer served as they
+               arrive, no chunk list), same peer
 
 and prints `peer_verified_vs_unverified` (target >= 0.8) plus the rates and
 the mount daemon's CPU seconds. Optional `--held`: also reads a copy of the
