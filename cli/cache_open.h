@@ -1,9 +1,9 @@
 /*
  * cache_open.h - what the cache subcommands (prefetch, pin, unpin, ls,
- * status, gc, verify) share: the common flags, REPO[@REV] parsing, the
- * quota setting, and opening index + block store + hub + catalog + block
- * layer + evictor from resolved settings, exactly as `mount` resolves them
- * (cli/config.h: flags > environment > defaults).
+ * status, gc, verify) share: the common flags, REPO[@REV] parsing, and
+ * turning them into a cache context (core/context.h, the same constructor
+ * `mount` and `serve` use), resolved as `mount` resolves them (cli/config.h:
+ * flags > environment > defaults).
  *
  * It holds no logic a subcommand could not share; each command file does
  * one job and prints its own output.
@@ -15,14 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cache/blockstore.h"
-#include "core/blobio.h"
 #include "cli/config.h"
-#include "core/catalog.h"
-#include "core/evict.h"
-#include "fetch/hub.h"
+#include "core/context.h"
 #include "fetch/source.h"
-#include "index/index.h"
 #include "util/repo.h"
 
 /* getopt_long codes of the common options; commands add theirs above. */
@@ -75,41 +70,17 @@ enum {
 	MFS_CACHE_NEED_FETCH = 1,  /* a hub client and a catalog that may use it */
 };
 
-struct mfs_cache {
-	char dir[PATH_MAX];
-	char lock_dir[PATH_MAX + 8];
-	char trust_dir[PATH_MAX + 8];  /* chunk lists, hold marks (core/blobtrust.c) */
-	bool verify_strict;
-	char endpoint[2048];
-	bool offline;
-	uint64_t quota;            /* 0 = none */
-	struct mfs_ix *ix;
-	struct mfs_bs *bs;
-	struct mfs_hub *hub;       /* NULL offline or without NEED_FETCH */
-	struct mfs_srcset *src;    /* peers, mirrors, hub: with the hub only */
-	struct mfs_catalog *cat;   /* always (offline-only without NEED_FETCH) */
-	struct mfs_blobio *bio;    /* NEED_FETCH only */
-	struct mfs_evictor *ev;    /* NEED_FETCH only */
-};
-
-struct mfs_cache_params {
-	int fetch_threads;         /* default 8 */
-	uint64_t coalesce_max;     /* 0 = blobio default */
-};
-
-/* Opens index, block store, catalog (and the hub with NEED_FETCH); on
- * failure prints "modelfs CMD: ..." and returns the exit status (2 for bad
- * settings, 1 otherwise); 0 on success. Consumes o's source lists. */
+/* Opens the cache context (core/context.h) from the common options: index,
+ * block store, catalogue (and hub and sources with NEED_FETCH, unless
+ * offline). The quota is MODELFS_CACHE_SIZE if set (then remembered), else
+ * the remembered one. On failure prints "modelfs CMD: ..." and returns the
+ * exit status (2 for bad settings, 1 otherwise); 0 on success. Consumes
+ * o's source lists. Close with mfs_ctx_close. */
 int mfs_cache_open(const char *cmd, struct mfs_cli_opts *o, int what,
-		   struct mfs_cache **out);
-/* Starts the block layer (with cross-process block locks) and the evictor
- * (quota from mfs_cache_quota). Exit status as above. */
-int mfs_cache_start_io(const char *cmd, struct mfs_cache *c, const struct mfs_cache_params *p);
-void mfs_cache_close(struct mfs_cache *c);
-
-/* Quota: MODELFS_CACHE_SIZE, else the "cache_size" setting, else 0.
- * -EINVAL when the environment value is not a size. */
-int mfs_cache_quota(struct mfs_ix *ix, uint64_t *quota);
+		   struct mfs_ctx **out);
+/* Starts the block layer and the evictor (mfs_ctx_start_io). Exit status
+ * as above. */
+int mfs_cache_start_io(const char *cmd, struct mfs_ctx *c, const struct mfs_ctx_io *io);
 
 /* "12.3 MiB"-style into a static-duration caller buffer. */
 const char *mfs_cli_size(uint64_t bytes, char *buf, size_t cap);

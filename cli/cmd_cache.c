@@ -17,7 +17,7 @@
 #include "cli/cache_open.h"
 #include "cli/commands.h"
 #include "core/evict.h"
-#include "fs/daemon.h"
+#include "cli/daemon.h"
 #include "util/size.h"
 #include "util/strbuf.h"
 
@@ -95,7 +95,7 @@ int mfs_cmd_ls(int argc, char **argv)
 	struct mfs_cli_opts o = { 0 };
 	struct mfs_ix_commit_stat *v = NULL;
 	struct mfs_repo repo;
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	const char *arg = NULL;
 	char rev[256];
 	size_t n = 0;
@@ -114,7 +114,7 @@ int mfs_cmd_ls(int argc, char **argv)
 	rc = mfs_ix_commit_stats(c->ix, arg ? &repo : NULL, &v, &n);
 	if (rc) {
 		fprintf(stderr, "modelfs ls: reading the index failed: %s\n", strerror(-rc));
-		mfs_cache_close(c);
+		mfs_ctx_close(c);
 		return 1;
 	}
 	if (json) {
@@ -170,7 +170,7 @@ int mfs_cmd_ls(int argc, char **argv)
 		}
 	}
 	free(v);
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return status;
 }
 
@@ -319,7 +319,7 @@ static void list_mounts(const char *cache_dir, struct mfs_strbuf *json, struct m
 int mfs_cmd_status(int argc, char **argv)
 {
 	struct mfs_cli_opts o = { 0 };
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	struct mfs_ix_totals t;
 	struct counters k = { .nsrc = 0 };
 	struct mfs_strbuf mj = MFS_STRBUF_INIT, mt = MFS_STRBUF_INIT;
@@ -391,6 +391,6 @@ out:
 	mfs_strbuf_free(&st);
 	mfs_strbuf_free(&mj);
 	mfs_strbuf_free(&mt);
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return status;
 }

@@ -35,7 +35,7 @@ int mfs_cmd_gc(int argc, char **argv)
 	};
 	struct mfs_cli_opts o = { 0 };
 	struct mfs_evict_result r;
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	uint64_t target = 0;
 	bool have_to = false;
 	char a[32], b[32], f[32], g[32];
@@ -67,7 +67,7 @@ int mfs_cmd_gc(int argc, char **argv)
 		return status;
 	if (!have_to) {
 		if (!c->quota) {
-			mfs_cache_close(c);
+			mfs_ctx_close(c);
 			return mfs_usage_error("gc", "no cache quota is set (MODELFS_CACHE_SIZE or "
 					       "mount --cache-size): give --to SIZE");
 		}
@@ -90,6 +90,6 @@ int mfs_cmd_gc(int argc, char **argv)
 		fprintf(stderr, "modelfs gc: failed:\n  %s\n", strerror(-rc));
 		status = 1;
 	}
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return status;
 }

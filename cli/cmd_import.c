@@ -304,6 +304,6 @@ int mfs_cmd_import(int argc, char **argv)
 		printf("reflink: %s of %s shared with the source, the rest copied\n",
 		       mfs_cli_size(im.cloned_bytes, a, sizeof(a)),
 		       mfs_cli_size(im.adopted_bytes, b, sizeof(b)));
-	mfs_cache_close(im.c);
+	mfs_ctx_close(im.c);
 	return rc < 0 || im.corrupt || im.failed ? 1 : 0;
 }

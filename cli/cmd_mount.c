@@ -17,7 +17,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "fetch/source.h"
-#include "fs/daemon.h"
+#include "cli/daemon.h"
 #include "util/size.h"
 
 static const char mount_help[] =
@@ -111,9 +111,9 @@ int mfs_cmd_mount(int argc, char **argv)
 	if ((env_list = getenv("MODELFS_PEERS")) && mfs_src_list_add(&peers, env_list))
 		return mfs_usage_error("mount", "MODELFS_PEERS: bad URL list '%s'", env_list);
 
-	const char *env_size = getenv("MODELFS_CACHE_SIZE");
-	if (env_size && *env_size && mfs_parse_size(env_size, &cfg.cache_size))
-		return mfs_usage_error("mount", "MODELFS_CACHE_SIZE: bad size '%s'", env_size);
+	const char *bad_size;
+	if (mfs_cfg_cache_size(NULL, &cfg.cache_size, &bad_size))
+		return mfs_usage_error("mount", "MODELFS_CACHE_SIZE: bad size '%s'", bad_size);
 
 	optind = 1;
 	opterr = 0;

@@ -88,7 +88,7 @@ struct file {
 };
 
 struct run {
-	struct mfs_cache *c;
+	struct mfs_ctx *c;
 	struct file *files;
 	size_t nfiles;
 	pthread_mutex_t lock;
@@ -207,7 +207,7 @@ static void show_progress(struct run *r, uint64_t total, double rate, bool tty, 
 }
 
 /* Runs the fetch of every file; returns 0, 1 (failures listed) or 130. */
-static int run_files(const char *cmd, struct mfs_cache *c, struct file *files, size_t n,
+static int run_files(const char *cmd, struct mfs_ctx *c, struct file *files, size_t n,
 		     int jobs)
 {
 	struct run r = { .c = c, .files = files, .nfiles = n };
@@ -315,7 +315,7 @@ static int run_files(const char *cmd, struct mfs_cache *c, struct file *files, s
 
 /* Resolves t->rev to t->commit and makes sure its tree is in the index.
  * Returns 0, 2 (unknown repo/revision: bad argument) or 1 (message in err). */
-static int resolve_target(struct mfs_cache *c, struct target *t, char *err, size_t cap)
+static int resolve_target(struct mfs_ctx *c, struct target *t, char *err, size_t cap)
 {
 	const struct mfs_tree *tree;
 	int64_t date;
@@ -343,7 +343,7 @@ static int resolve_target(struct mfs_cache *c, struct target *t, char *err, size
 }
 
 /* Appends the selected files of t (deduplicated by content id via ids). */
-static int select_files(struct mfs_cache *c, struct target *t, struct file **files,
+static int select_files(struct mfs_ctx *c, struct target *t, struct file **files,
 			size_t *n, struct mfs_idset *ids, char *err, size_t cap)
 {
 	struct mfs_entry *e = NULL;
@@ -468,7 +468,7 @@ static int run_cmd(int argc, char **argv, bool pin)
 	struct mfs_globs globs = { 0 };
 	struct target *t = NULL;
 	struct file *files = NULL;
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	struct mfs_idset ids = { 0 };
 	size_t nt = 0, nfiles = 0;
 	bool update = false;
@@ -597,7 +597,7 @@ static int run_cmd(int argc, char **argv, bool pin)
 	}
 	/* Big requests (fewer round trips) when there is a lot to fetch; small
 	 * enough that every stream has work till the end. */
-	struct mfs_cache_params p = { .fetch_threads = jobs };
+	struct mfs_ctx_io p = { .fetch_threads = jobs };
 	p.coalesce_max = want / ((uint64_t)jobs * 4);
 	if (p.coalesce_max < (4u << 20))
 		p.coalesce_max = 4u << 20;
@@ -673,7 +673,7 @@ out:
 	free(t);
 	mfs_idset_free(&ids);
 	mfs_globs_free(&globs);
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return status;
 }
 

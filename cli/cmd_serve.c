@@ -41,6 +41,9 @@ static const char serve_help[] =
 	"                           by default mirrors get no credential\n"
 	"      --peer URL           peer for --pull-through (repeatable; MODELFS_PEERS)\n"
 	"      --proxy URL          HTTP proxy for outgoing requests\n"
+	"      --cache-size SIZE    quota of the cache (\"64M\", \"20G\"; env\n"
+	"                           MODELFS_CACHE_SIZE), remembered as mount does;\n"
+	"                           pulled-through blobs beyond it evict the LRU\n"
 	"      --workers N          request threads (default 8)\n"
 	"      --max-conns N        open connections kept (default 512)\n"
 	"      --idle-timeout SECS  close idle keep-alive connections after (default 30)\n"
@@ -61,7 +64,7 @@ static void on_signal(int sig)
 enum {
 	OPT_LISTEN = 1000, OPT_CACHE, OPT_PEER_TOKEN, OPT_PULL, OPT_ENDPOINT, OPT_TOKEN_FILE,
 	OPT_MIRROR, OPT_PEER, OPT_PROXY, OPT_WORKERS, OPT_MAXCONNS, OPT_IDLE,
-	OPT_PEER_TOKEN_FILE, OPT_MIRROR_TOKEN_FILE, OPT_VERIFY,
+	OPT_PEER_TOKEN_FILE, OPT_MIRROR_TOKEN_FILE, OPT_VERIFY, OPT_CACHE_SIZE,
 };
 
 /* Reads a token file named by a flag into *out (replacing it). */
@@ -106,6 +109,7 @@ int mfs_cmd_serve(int argc, char **argv)
 		{ "mirror", required_argument, NULL, OPT_MIRROR },
 		{ "peer", required_argument, NULL, OPT_PEER },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
@@ -119,6 +123,7 @@ int mfs_cmd_serve(int argc, char **argv)
 	static char *peer_token, *mirror_token; /* from --*-token-file */
 	struct mfs_serve_config cfg = { .port = 8990, .fetch_timeout_ms = 60000 };
 	const char *endpoint_flag = NULL, *cache_flag = NULL, *token_file = NULL, *env;
+	const char *size_flag = NULL, *bad_size;
 	char endpoint[2048], cache[PATH_MAX];
 	char *token = NULL;
 	bool mirror_flag = false, peer_flag = false;
@@ -195,6 +200,9 @@ int mfs_cmd_serve(int argc, char **argv)
 		case OPT_PROXY:
 			cfg.proxy = optarg;
 			break;
+		case OPT_CACHE_SIZE:
+			size_flag = optarg;
+			break;
 		case OPT_WORKERS: {
 			long v;
 			if (mfs_parse_int(optarg, 1, 256, &v))
@@ -228,6 +236,9 @@ int mfs_cmd_serve(int argc, char **argv)
 		return mfs_usage_error("serve", "endpoint must be an http:// or https:// URL");
 	if (mfs_cfg_cache_dir(cache_flag, cache, sizeof(cache)))
 		return mfs_usage_error("serve", "no cache directory: set --cache or MODELFS_CACHE");
+	if (mfs_cfg_cache_size(size_flag, &cfg.cache_size, &bad_size))
+		return mfs_usage_error("serve", "%s: bad size '%s'",
+				       size_flag ? "--cache-size" : "MODELFS_CACHE_SIZE", bad_size);
 	rc = mfs_cfg_token(token_file, &token);
 	if (rc) {
 		fprintf(stderr, "modelfs serve: cannot read token file: %s\n", strerror(-rc));

@@ -48,7 +48,7 @@ int mfs_cmd_unpin(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mfs_cli_opts o = { 0 };
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	struct mfs_repo repo;
 	char rev[256];
 	int ch, status, rc, failed = 0;
@@ -99,6 +99,6 @@ int mfs_cmd_unpin(int argc, char **argv)
 		fprintf(stderr, "modelfs unpin: updating pinned blobs failed: %s\n", strerror(-rc));
 		failed++;
 	}
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return failed ? 1 : 0;
 }

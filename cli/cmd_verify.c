@@ -76,7 +76,7 @@ int mfs_cmd_verify(int argc, char **argv)
 	struct mfs_cli_opts o = { 0 };
 	struct mfs_ix_blob_info *v = NULL;
 	struct mfs_idset only = { 0 };
-	struct mfs_cache *c = NULL;
+	struct mfs_ctx *c = NULL;
 	struct mfs_repo repo;
 	char rev[256], commit[41], why[256], sz[32];
 	size_t n = 0, checked = 0, bad = 0;
@@ -111,7 +111,7 @@ int mfs_cmd_verify(int argc, char **argv)
 			rc = mfs_ix_tree_get(c->ix, &repo, commit, &e, &ne);
 		if (rc) {
 			fprintf(stderr, "modelfs verify: '%s' is not in the cache\n", argv[optind]);
-			mfs_cache_close(c);
+			mfs_ctx_close(c);
 			return 2;
 		}
 		for (size_t i = 0; i < ne; i++)
@@ -166,6 +166,6 @@ int mfs_cmd_verify(int argc, char **argv)
 out:
 	free(v);
 	mfs_idset_free(&only);
-	mfs_cache_close(c);
+	mfs_ctx_close(c);
 	return status;
 }

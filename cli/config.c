@@ -4,6 +4,7 @@
  */
 #include "cli/config.h"
 #include "fetch/source.h"
+#include "util/size.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +37,21 @@ int mfs_cfg_endpoint(const char *flag, char *out, size_t cap)
 	if (rc == 0 && strncmp(out, "http://", 7) && strncmp(out, "https://", 8))
 		return -EINVAL;
 	return rc;
+}
+
+int mfs_cfg_cache_size(const char *flag, uint64_t *out, const char **bad)
+{
+	const char *v = flag && *flag ? flag : getenv("MODELFS_CACHE_SIZE");
+
+	*out = 0;
+	if (!v || !*v)
+		return 0;
+	if (mfs_parse_size(v, out)) {
+		*out = 0;
+		*bad = v;
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int mfs_cfg_cache_dir(const char *flag, char *out, size_t cap)

@@ -14,6 +14,7 @@
 #define MFS_CLI_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define MFS_DEFAULT_ENDPOINT "https://huggingface.co"
@@ -30,6 +31,11 @@ int mfs_cfg_cache_dir(const char *flag, char *out, size_t cap);
 int mfs_cfg_token(const char *token_file_flag, char **out);
 
 bool mfs_cfg_offline(bool flag);
+
+/* The explicit quota: the flag (may be NULL), else MODELFS_CACHE_SIZE,
+ * else 0 (the cache's remembered quota then applies, core/context.h).
+ * -EINVAL with *bad set to the offending string. */
+int mfs_cfg_cache_size(const char *flag, uint64_t *out, const char **bad);
 
 struct mfs_src_list;
 /* A --mirror/--peer flag: the first flag of a kind replaces what the

@@ -18,7 +18,7 @@
 #include "cli/cache_open.h"
 
 struct mfs_imp {
-	struct mfs_cache *c;
+	struct mfs_ctx *c;
 	bool dry_run, reflink, quiet;
 	struct mfs_repo repo;            /* --local-dir: REPO */
 	char rev[256];                   /* --local-dir: REV */

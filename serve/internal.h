@@ -19,6 +19,7 @@
 
 #include "core/blobio.h"
 #include "core/catalog.h"
+#include "core/context.h"
 #include "fetch/hub.h"
 #include "fetch/source.h"
 #include "index/index.h"
@@ -42,6 +43,7 @@ struct mfs_serve {
 	char *peer_token;
 	char *trust_dir;                 /* <cache>/trust: Xet chunk lists (chunks.c) */
 	bool pull_through;
+	struct mfs_ctx *ctx;             /* owns everything below but httpd */
 	struct mfs_ix *ix;
 	struct mfs_bs *bs;
 	struct mfs_hub *hub;

@@ -184,7 +184,7 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 		.host = cfg->host, .port = cfg->port, .workers = cfg->workers,
 		.max_conns = cfg->max_conns, .idle_ms = cfg->idle_ms, .io_ms = cfg->io_ms,
 	};
-	char path[PATH_MAX], self[128];
+	char path[PATH_MAX], self[128], why[PATH_MAX + 256];
 	int rc;
 
 	*out = NULL;
@@ -201,17 +201,6 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/index.db", cfg->cache_dir);
-	rc = mfs_ix_open(path, &s->ix);
-	if (rc) {
-		mfs_error("serve: cannot open the index %s: %s", path, strerror(-rc));
-		goto fail;
-	}
-	rc = mfs_bs_open(cfg->cache_dir, &s->bs);
-	if (rc) {
-		mfs_error("serve: cannot open the cache %s: %s", cfg->cache_dir, strerror(-rc));
-		goto fail;
-	}
 	rc = mfs_httpd_new(&hc, handler, s, &s->httpd);
 	if (rc) {
 		mfs_error("serve: cannot listen on %s:%d: %s", hc.host ? hc.host : "127.0.0.1",
@@ -220,47 +209,33 @@ int mfs_serve_new(const struct mfs_serve_config *cfg, struct mfs_serve **out)
 	}
 	snprintf(self, sizeof(self), "http://%s:%d", cfg->host ? cfg->host : "127.0.0.1",
 		 mfs_httpd_port(s->httpd));
-	if (cfg->pull_through) {
-		struct mfs_hub_config hub_cfg = {
-			.endpoint = cfg->endpoint, .token = cfg->token,
-			.fetch_timeout_ms = cfg->fetch_timeout_ms, .proxy = cfg->proxy,
-		};
-		struct mfs_srcset_config sc = {
-			.mirrors = cfg->mirrors, .n_mirrors = cfg->n_mirrors,
-			.peers = cfg->peers, .n_peers = cfg->n_peers, .self_url = self,
-			.hub_endpoint = cfg->endpoint, .hub_token = cfg->token,
-			.peer_token = cfg->peer_token, .mirror_token = cfg->mirror_token,
-			.proxy = cfg->proxy,
-			.fetch_timeout_ms = cfg->fetch_timeout_ms,
-		};
-		if (cfg->endpoint) {
-			rc = mfs_hub_new(&hub_cfg, &s->hub);
-			if (rc) {
-				mfs_error("serve: bad endpoint %s", cfg->endpoint);
-				goto fail;
-			}
-		}
-		rc = mfs_srcset_new(&sc, s->hub, &s->src);
-		if (rc)
-			goto fail;
+	/* The same context a mount builds (core/context.h): quota, evictor and
+	 * cross-process block locks come with it. Without pull-through nothing
+	 * is fetched, but the block layer still serves (and checks) the cache.
+	 * A bounded tree cache: clients choose which trees get loaded. */
+	struct mfs_ctx_config cc = {
+		.cache_dir = cfg->cache_dir, .endpoint = cfg->endpoint, .token = cfg->token,
+		.fetch = cfg->pull_through && cfg->endpoint,
+		.mirrors = cfg->mirrors, .n_mirrors = cfg->n_mirrors,
+		.peers = cfg->peers, .n_peers = cfg->n_peers, .self_url = self,
+		.peer_token = cfg->peer_token, .mirror_token = cfg->mirror_token,
+		.proxy = cfg->proxy, .fetch_timeout_ms = cfg->fetch_timeout_ms,
+		.ref_ttl_ms = 60000, .max_trees = MAX_TREES, .quota = cfg->cache_size,
+		.verify_strict = cfg->verify_strict,
+	};
+	rc = mfs_ctx_open(&cc, &s->ctx, why, sizeof(why));
+	if (rc == 0)
+		rc = mfs_ctx_start_io(s->ctx, NULL, why, sizeof(why));
+	if (rc) {
+		mfs_error("serve: %s", why);
+		goto fail;
 	}
-	{
-		/* a bounded tree cache: clients choose which trees get loaded */
-		struct mfs_cat_config cc = { .ref_ttl_ms = 60000, .offline = !cfg->pull_through,
-					     .max_trees = MAX_TREES };
-		rc = mfs_cat_new(s->ix, s->hub, &cc, &s->cat);
-		if (rc)
-			goto fail;
-		mfs_cat_set_mirrors(s->cat, s->src);
-	}
-	{
-		struct mfs_blobio_config bc = { .sources = s->src, .trust_dir = s->trust_dir,
-						.verify_strict = cfg->verify_strict };
-		rc = mfs_blobio_new(&bc, s->bs, s->ix, s->hub, s->pull_through ? s->cat : NULL,
-				    &s->bio);
-		if (rc)
-			goto fail;
-	}
+	s->ix = s->ctx->ix;
+	s->bs = s->ctx->bs;
+	s->hub = s->ctx->hub;
+	s->src = s->ctx->src;
+	s->cat = s->ctx->cat;
+	s->bio = s->ctx->bio;
 	*out = s;
 	return 0;
 fail:
@@ -284,12 +259,7 @@ void mfs_serve_free(struct mfs_serve *s)
 		return;
 	/* workers first: they use everything below */
 	mfs_httpd_free(s->httpd);
-	mfs_blobio_free(s->bio);
-	mfs_cat_free(s->cat);
-	mfs_srcset_free(s->src);
-	mfs_hub_free(s->hub);
-	mfs_bs_close(s->bs);
-	mfs_ix_close(s->ix);
+	mfs_ctx_close(s->ctx);
 	if (s->peer_token) {
 		explicit_bzero(s->peer_token, strlen(s->peer_token));
 		free(s->peer_token);

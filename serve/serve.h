@@ -46,6 +46,8 @@ struct mfs_serve_config {
 	size_t n_peers;
 	const char *proxy;
 	int64_t fetch_timeout_ms;    /* default 60000 */
+	uint64_t cache_size;         /* explicit quota (core/context.h); 0 = the
+				      * cache's remembered one, if any */
 	int workers;                 /* default 8 */
 	int max_conns;               /* default 512 */
 	int idle_ms;                 /* default 30000 */

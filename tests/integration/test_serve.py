@@ -8,10 +8,11 @@ import json
 import os
 import resource
 import socket
+import sys
 import threading
 import time
 
-from harness import MountCase, make_repo, rand_bytes, sha256, write_tokens
+from harness import MountCase, make_repo, rand_bytes, sha256, wait_until, write_tokens
 from srvutil import free_port, http, raw, rss_kb, start_serve
 
 MiB = 1 << 20
@@ -215,3 +216,58 @@ class PullThrough(MountCase):
         hub = self.sim.stats()["body_bytes"].get("Org/big/model.gguf", 0)
         self.assertGreaterEqual(hub, self.SIZE)
         self.assertLessEqual(hub, 1.05 * self.SIZE, "hub sent %d bytes" % hub)
+
+
+def disk_bytes(cache_dir):
+    """Bytes the cache's block files occupy on disk (allocated, so sparse
+    data files count what they hold), index excluded."""
+    total = 0
+    for d, _, files in os.walk(cache_dir):
+        for f in files:
+            if f.startswith("index.db") or f.endswith(".log"):
+                continue
+            try:
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class PullThroughQuota(MountCase):
+    """serve --pull-through builds the same cache context as a mount: the
+    quota and the evictor hold while it relays far more than the quota."""
+    QUOTA = 64 * MiB
+    FILES = 8
+    EACH = 32 * MiB  # 256 MiB relayed in all
+
+    def test_relaying_256_mib_stays_under_a_64_mib_quota(self):
+        files = {"f%d.bin" % i: rand_bytes(self.EACH, seed=90 + i) for i in range(self.FILES)}
+        make_repo(self.root, "Org/many", files)
+        self.start_sim()
+        url, _ = start_serve(self, "cache", "--pull-through", "--endpoint", self.sim.hub,
+                             "--cache-size", "64M")
+        cache = os.path.join(self.tmp, "cache")
+        for name, data in sorted(files.items()):
+            st, _, body = http(url + "/Org/many/resolve/main/" + name, timeout=300)
+            self.assertEqual(st, 200, name)
+            self.assertEqual(sha256(body), sha256(data), name)
+        hub = sum(self.sim.stats()["body_bytes"].get("Org/many/" + n, 0) for n in files)
+        self.assertGreaterEqual(hub, self.FILES * self.EACH)
+
+        def status():
+            r = self.run_modelfs("status", "--json", "--cache", cache, check=True)
+            return json.loads(r.stdout)
+        # The evictor runs on its own tick: give it a bound that means
+        # "did not hang", not a timing claim.
+        self.assertTrue(wait_until(lambda: status()["used_bytes"] <= self.QUOTA, timeout=60),
+                        "index says %d bytes stored" % status()["used_bytes"])
+        st = status()
+        self.assertEqual(st["quota_bytes"], self.QUOTA)  # remembered in the cache
+        self.assertTrue(wait_until(lambda: disk_bytes(cache) <= self.QUOTA, timeout=60),
+                        "block files hold %d bytes on disk" % disk_bytes(cache))
+        sys.stdout.write("\npull-through quota: relayed %d MiB, cache %.1f MiB on disk, "
+                         "%.1f MiB in the index (quota 64 MiB)\n" %
+                         (self.FILES * self.EACH >> 20, disk_bytes(cache) / MiB,
+                          st["used_bytes"] / MiB))
+        # Cross-process block locks: the lock directory exists like a mount's.
+        self.assertTrue(os.path.isdir(os.path.join(cache, "locks")))

@@ -1,14 +1,15 @@
 /*
- * daemon.h - a mount's whole life: open the cache, build the layers, mount,
- * serve until unmounted or signalled, tear down.
+ * daemon.h - a mount's whole life as a process: daemonise, open the cache
+ * context (core/context.h), mount and serve it (fs/mount.h) until unmounted
+ * or signalled, keep the mount's pidfile, tear down.
  *
  * In the background mode the process forks before any thread exists; the
  * parent waits on a pipe until the child reports that the kernel mount is
  * live (or why it failed), so `modelfs mount` returns only once the mount
  * can be used, with an exit status that says whether it worked.
  */
-#ifndef MFS_FS_DAEMON_H
-#define MFS_FS_DAEMON_H
+#ifndef MFS_CLI_DAEMON_H
+#define MFS_CLI_DAEMON_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,7 +27,8 @@ struct mfs_mount_config {
 	uint32_t block_size;
 	int64_t ref_ttl_ms;
 	int64_t fetch_timeout_ms;
-	uint64_t cache_size;        /* quota in bytes; 0 = none set */
+	uint64_t cache_size;        /* explicit quota in bytes (remembered in the
+				     * cache); 0 = the remembered one, if any */
 	int fetch_threads;
 	/* Sources beyond the hub (fetch/source.h); none when offline. */
 	const char *const *mirrors; /* HF-compatible endpoints */
