@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli/config.h"
+#include "core/sweep.h"
 #include "util/size.h"
 
 bool mfs_cli_common_opt(int c, const char *arg, struct mfs_cli_opts *o)
@@ -187,6 +188,24 @@ int mfs_cache_start_io(const char *cmd, struct mfs_ctx *c, const struct mfs_ctx_
 		d.tick_ms = 1000;
 	if (mfs_ctx_start_io(c, &d, why, sizeof(why))) {
 		fprintf(stderr, "modelfs %s: %s\n", cmd, why);
+		return 1;
+	}
+	return 0;
+}
+
+int mfs_cache_sweep(const char *cmd, struct mfs_ctx *c)
+{
+	struct mfs_sweep_result r;
+	char sz[32];
+	int rc = mfs_sweep_orphans(c->ix, c->bs, c->lock_dir, &r);
+
+	if (r.orphans)
+		printf("removed %llu stored block%s the index did not know (%s)\n",
+		       (unsigned long long)r.orphans, r.orphans == 1 ? "" : "s",
+		       mfs_format_size(r.orphan_bytes, sz, sizeof(sz)));
+	if (rc) {
+		fprintf(stderr, "modelfs %s: failed:\n  sweeping blocks the index does not know: "
+			"%s\n", cmd, strerror(-rc));
 		return 1;
 	}
 	return 0;

@@ -82,6 +82,10 @@ int mfs_cache_open(const char *cmd, struct mfs_cli_opts *o, int what,
  * as above. */
 int mfs_cache_start_io(const char *cmd, struct mfs_ctx *c, const struct mfs_ctx_io *io);
 
+/* Removes stored blocks the index does not know (core/sweep.h) and says so
+ * on stdout when there were any. 0, or prints why and returns 1. */
+int mfs_cache_sweep(const char *cmd, struct mfs_ctx *c);
+
 /* "12.3 MiB"-style into a static-duration caller buffer. */
 const char *mfs_cli_size(uint64_t bytes, char *buf, size_t cap);
 

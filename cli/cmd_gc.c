@@ -73,6 +73,11 @@ int mfs_cmd_gc(int argc, char **argv)
 		}
 		target = mfs_evict_low(c->quota, 85);
 	}
+	/* First what nothing else would ever remove: blocks without a row. */
+	if (mfs_cache_sweep("gc", c)) {
+		mfs_ctx_close(c);
+		return 1;
+	}
 	rc = mfs_evict_to(c->ix, c->bs, c->lock_dir, target, NULL, NULL, &r);
 	printf("evicted %llu blocks of %llu files, freed %s: %s -> %s (target %s)\n",
 	       (unsigned long long)r.blocks, (unsigned long long)r.blobs,
@@ -81,7 +86,8 @@ int mfs_cmd_gc(int argc, char **argv)
 	       mfs_format_size(target, g, sizeof(g)));
 	if (rc == -ENOSPC) {
 		struct mfs_ix_totals t = { 0 };
-		(void)mfs_ix_totals(c->ix, &t);
+		if (mfs_ix_totals(c->ix, &t))
+			t.pinned_bytes = 0; /* the message below then says less */
 		fprintf(stderr, "modelfs gc: failed:\n  could not get below %s: %s is pinned%s\n",
 			g, mfs_format_size(t.pinned_bytes, a, sizeof(a)),
 			r.skipped_locked ? " and some blocks are being fetched" : "");

@@ -120,6 +120,10 @@ int mfs_cmd_verify(int argc, char **argv)
 		mfs_entries_free(e, ne);
 		mfs_idset_finish(&only);
 	}
+	if (mfs_cache_sweep("verify", c)) {
+		status = 1;
+		goto out;
+	}
 	rc = mfs_ix_blobs_list(c->ix, true, &v, &n);
 	if (rc) {
 		fprintf(stderr, "modelfs verify: reading the index failed: %s\n", strerror(-rc));
@@ -147,14 +151,25 @@ int mfs_cmd_verify(int argc, char **argv)
 		checked++;
 		bytes += v[i].size;
 		if (rc == 1) {
-			(void)mfs_ix_blob_set_verified(c->ix, v[i].id, true);
+			rc = mfs_ix_blob_set_verified(c->ix, v[i].id, true);
+			if (rc) /* not fatal: it is checked again next time */
+				fprintf(stderr, "modelfs verify: %s: could not record that it is "
+					"good: %s\n", v[i].id, strerror(-rc));
 			continue;
 		}
 		bad++;
 		printf("bad: %s (%s): %s; dropped\n", v[i].id, mfs_format_size(v[i].size, sz,
 		       sizeof(sz)), why);
-		(void)mfs_ix_blob_drop_blocks(c->ix, v[i].id);
-		(void)mfs_bs_drop_blob(c->bs, v[i].id);
+		/* Disk first: a row without data is refetched on read, data
+		 * without a row would escape the quota. */
+		int drc = mfs_bs_drop_blob(c->bs, v[i].id);
+		int irc = drc ? 0 : mfs_ix_blob_drop_blocks(c->ix, v[i].id);
+		if (drc || irc) {
+			fprintf(stderr, "modelfs verify: failed:\n  %s: could not drop its blocks: "
+				"%s\n", v[i].id, strerror(-(drc ? drc : irc)));
+			status = 1;
+			goto out;
+		}
 	}
 	printf("verified %zu file%s (%s): %zu bad\n", checked, checked == 1 ? "" : "s",
 	       mfs_format_size(bytes, sz, sizeof(sz)), bad);

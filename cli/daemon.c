@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/context.h"
+#include "core/sweep.h"
 #include "fs/mount.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -142,6 +143,13 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 	};
 	rc = mfs_ctx_open(&cc, &ctx, why, sizeof(why));
 	if (rc == 0) {
+		/* Blocks a crash or a failed index write left behind would escape
+		 * the quota forever; a failed sweep is reported, not fatal. */
+		struct mfs_sweep_result sr;
+		int src = mfs_sweep_orphans(ctx->ix, ctx->bs, ctx->lock_dir, &sr);
+		if (src)
+			mfs_error("could not sweep blocks the index does not know: %s",
+				  strerror(-src));
 
 		struct mfs_mount_opts mo = {
 			.mountpoint = mp, .allow_other = cfg->allow_other,

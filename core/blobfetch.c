@@ -58,7 +58,17 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 			 d->idx, b->id, strerror(-rc));
 		return;
 	}
-	(void)mfs_ix_block_add(bio->ix, b->id, d->idx, st.stored_bytes);
+	rc = mfs_ix_block_add(bio->ix, b->id, d->idx, st.stored_bytes);
+	if (rc) {
+		/* A block on disk the index does not know would escape the quota
+		 * and eviction for good: take it back out (the sweep at the next
+		 * mount or gc catches it if even that fails). */
+		int drc = mfs_bs_drop(bio->bs, b->id, d->idx);
+		mfs_warn("could not record block %u of %s in the index: %s; %s (served "
+			 "from memory)", d->idx, b->id, strerror(-rc),
+			 drc ? "could not remove it either" : "removed it from disk");
+		return;
+	}
 	if (bio->hooks.on_stored)
 		bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
 	/* The reads were answered before the store; if the blob failed its
@@ -70,8 +80,14 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 	bool dropped = b->state[d->idx] != BLK_PRESENT;
 	pthread_mutex_unlock(&bio->lock);
 	if (dropped) {
-		(void)mfs_bs_drop(bio->bs, b->id, d->idx);
-		(void)mfs_ix_block_del(bio->ix, b->id, d->idx);
+		/* Disk first: a row without data is refetched on read, data
+		 * without a row would escape the quota. */
+		rc = mfs_bs_drop(bio->bs, b->id, d->idx);
+		if (!rc)
+			rc = mfs_ix_block_del(bio->ix, b->id, d->idx);
+		if (rc)
+			mfs_error("could not take block %u of rejected %s back out: %s",
+				  d->idx, b->id, strerror(-rc));
 	}
 }
 

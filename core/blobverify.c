@@ -46,8 +46,13 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	struct mfs_blobio *bio = b->bio;
 	bool held;
 
-	(void)mfs_bs_drop_blob(bio->bs, b->id);
-	(void)mfs_ix_blob_drop_blocks(bio->ix, b->id);
+	int drc = mfs_bs_drop_blob(bio->bs, b->id);
+	/* Rows stay when the data could not go: data without rows would
+	 * escape the quota, rows without data are refetched on read. */
+	int irc = drc ? 0 : mfs_ix_blob_drop_blocks(bio->ix, b->id);
+	if (drc || irc)
+		mfs_error("could not drop the blocks of %s from the %s: %s", b->id,
+			  drc ? "cache" : "index", strerror(-(drc ? drc : irc)));
 	bio_mem_drop_blob(bio, b->id);
 	pthread_mutex_lock(&bio->lock);
 	held = b->held;
