@@ -39,12 +39,8 @@ if [ "${1:-}" != "--no-npm" ]; then
 		echo "install-deps: npm install node-llama-cpp (tests/llama)" >&2
 		(cd "$here/llama" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	fi
-	# xet-core's chunker and hashes (WASM in @huggingface/hub): ground truth
-	# for tests/xetref (Xet hashing).
-	if [ ! -d "$here/xetref/node_modules/@huggingface/hub" ]; then
-		echo "install-deps: npm ci @huggingface/hub (tests/xetref)" >&2
-		(cd "$here/xetref" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-	fi
+	# tests/hfjs's @huggingface/hub is also the Xet hashing ground truth
+	# (tests/xetref: xet-core's chunker and hashes, as WASM).
 	if [ ! -d "$here/hfjs/node_modules/@huggingface/hub" ]; then
 		echo "install-deps: npm ci @huggingface/hub (tests/hfjs)" >&2
 		(cd "$here/hfjs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

@@ -6,8 +6,9 @@ xetref.mjs): identical chunk boundaries, chunk hashes and file hashes.
 Inputs: edge sizes (0, 1, 8 KiB +- 1, 64 KiB, 128 KiB +- 1), noise, zeros,
 low-entropy text, generated GGUF and safetensors models (tests/gen), and one
 file of 1 GiB. Environment: MODELFS_XETHASH (the built tool; default
-build/xet/modelfs-xethash). Needs node and tests/xetref/node_modules
-(tests/install-deps.sh runs `npm ci` there); missing ones fail, not skip.
+build/xet/modelfs-xethash). Needs node and tests/hfjs/node_modules (the
+suite's one pinned @huggingface/hub; tests/install-deps.sh runs `npm ci`
+there); missing ones fail, not skip.
 """
 import json
 import os

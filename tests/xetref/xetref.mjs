@@ -1,6 +1,6 @@
 // xetref.mjs - ground truth for modelfs's Xet hashing: runs xet-core's own
 // chunker and hashes (the WASM build vendored by @huggingface/hub, pinned in
-// package.json) over files and prints, per file, one JSON line in the format
+// tests/hfjs/package.json) over files and prints, per file, one JSON line in the format
 // of `modelfs-xethash --json`:
 //   {"size":N,"xetHash":"..","chunks":[[offset,len,"chunk hash"],..]}
 // Usage: node xetref.mjs FILE...    (also: --merkle JSON, see below)
@@ -11,7 +11,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const vend = join(here, "node_modules/@huggingface/hub/src/vendor/xet-chunk");
+// One pinned @huggingface/hub for the whole test suite: tests/hfjs/package.json.
+const vend = join(here, "../hfjs/node_modules/@huggingface/hub/src/vendor/xet-chunk");
 
 // The base64 module is TypeScript; take the constants out of it as text.
 const b64src = readFileSync(join(vend, "chunker_wasm_bg.wasm.base64.ts"), "utf8");
