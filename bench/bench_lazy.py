@@ -52,19 +52,6 @@ REPO = "BenchOrg/lazy"
 LLAMA_DIR = os.path.join(SRC, "tests", "llama")
 
 
-def settled(fn, quiet=0.5, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    last, since = fn(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        v = fn()
-        if v != last:
-            last, since = v, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-    return last
-
-
 class Bench:
     def __init__(self, a):
         self.a = a
@@ -111,7 +98,7 @@ class Bench:
         subprocess.run([binary, "umount", mp], capture_output=True, timeout=60)
 
     def sent(self, name):
-        return settled(lambda: self.sim.stats()["body_bytes"].get("%s/%s" % (REPO, name), 0))
+        return self.sim.settled_body_bytes("%s/%s" % (REPO, name))
 
     def requests(self):
         return sum(self.sim.stats()["requests"].values())

@@ -131,6 +131,22 @@ class HubSim:
     def reset_stats(self):
         self._ctl("POST", "/_sim/reset_stats", {})
 
+    def settled_body_bytes(self, key, quiet=0.5, timeout=20.0):
+        """Body bytes sent for key ("org/name/path") once the count stopped
+        changing for `quiet` seconds (a client's read-ahead may still be
+        running after its reader got the bytes)."""
+        get = lambda: self.stats()["body_bytes"].get(key, 0)  # noqa: E731
+        deadline = time.monotonic() + timeout
+        last, since = get(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            v = get()
+            if v != last:
+                last, since = v, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return last
+
     def offline(self, flag=True):
         self._ctl("POST", "/_sim/offline", {"offline": bool(flag)})
 

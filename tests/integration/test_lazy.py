@@ -18,7 +18,6 @@ read, an open-time probe per small file).
 import os
 import subprocess
 import sys
-import time
 
 from harness import MountCase, make_repo, rand_bytes, read_file
 
@@ -26,21 +25,6 @@ MiB = 1 << 20
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
 GGUF_GEN = os.path.join(SRC, "tests", "gen", "gguf_gen.py")
-
-
-def settled(fn, quiet=0.5, timeout=20.0):
-    """fn() once it stopped changing for `quiet` seconds (read-ahead runs
-    in the background after the reader got its bytes)."""
-    deadline = time.monotonic() + timeout
-    last, since = fn(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        v = fn()
-        if v != last:
-            last, since = v, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-    return last
 
 
 def gguf_data_offset(data):
@@ -114,7 +98,7 @@ class Lazy(MountCase):
         self.base = os.path.join(self.mp, "Org", "lazy")
 
     def fetched(self, name):
-        return settled(lambda: self.body_bytes("Org/lazy/" + name))
+        return self.sim.settled_body_bytes("Org/lazy/" + name)
 
     def test_bounded_4mib_read_fetches_at_most_twice_plus_one_block(self):
         fd = os.open(os.path.join(self.base, "big.bin"), os.O_RDONLY)
