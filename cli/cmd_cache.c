@@ -263,6 +263,81 @@ static int on_counter(void *ctx, const char *name, int64_t value)
 	return 0;
 }
 
+static void fmt_utc(int64_t ms, char *out, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(out, cap, "%lld", (long long)ms);
+}
+
+/* The sources of one mount from the daemon's health file (written every
+ * tick next to its pid file; fetch/source.h mfs_srcset_health_write):
+ * JSON ", \"sources\": [...]" and indented text lines. */
+static void append_health(const char *pidpath, struct mfs_strbuf *json, struct mfs_strbuf *text)
+{
+	char path[PATH_MAX + 300], line[1024];
+	size_t n = strlen(pidpath), ns = 0;
+	int64_t now = mfs_wall_ms();
+	FILE *f;
+
+	if (n < 4 || n + 4 >= sizeof(path))
+		return;
+	snprintf(path, sizeof(path), "%.*s.health", (int)(n - 4), pidpath);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	mfs_strbuf_puts(json, ", \"sources\": [");
+	while (fgets(line, sizeof(line), f)) {
+		char *fld[7], *save = NULL, *p = line;
+		int k = 0;
+		line[strcspn(line, "\n")] = '\0';
+		for (; k < 7; k++) {
+			fld[k] = k < 6 ? strtok_r(p, "\t", &save) : strtok_r(p, "", &save);
+			p = NULL;
+			if (!fld[k])
+				break;
+		}
+		if (k < 6)
+			continue;
+		if (k == 6)
+			fld[6] = "";
+		bool up = strcmp(fld[2], "up") == 0;
+		long long since = atoll(fld[3]), next = atoll(fld[4]), errt = atoll(fld[5]);
+		char when[64];
+		mfs_strbuf_printf(json, "%s{\"kind\": ", ns ? ", " : "");
+		mfs_strbuf_json_str(json, fld[0], strlen(fld[0]));
+		mfs_strbuf_puts(json, ", \"origin\": ");
+		mfs_strbuf_json_str(json, fld[1], strlen(fld[1]));
+		mfs_strbuf_printf(json, ", \"state\": \"%s\"", up ? "up" : "down");
+		if (up)
+			mfs_strbuf_puts(json, ", \"down_since_ms\": null, \"next_probe_in_s\": null");
+		else
+			mfs_strbuf_printf(json, ", \"down_since_ms\": %lld, \"down_for_s\": %.1f"
+					  ", \"next_probe_in_s\": %.1f", since,
+					  (double)(now - since) / 1000.0, (double)next / 1000.0);
+		mfs_strbuf_puts(json, ", \"last_error\": ");
+		if (fld[6][0])
+			mfs_strbuf_json_str(json, fld[6], strlen(fld[6]));
+		else
+			mfs_strbuf_puts(json, "null");
+		mfs_strbuf_printf(json, ", \"last_error_ms\": %lld}", errt);
+		if (up) {
+			mfs_strbuf_printf(text, "      %-6s %s  up\n", fld[0], fld[1]);
+		} else {
+			fmt_utc(since, when, sizeof(when));
+			mfs_strbuf_printf(text, "      %-6s %s  DOWN since %s (%lld s): %s; "
+					  "next probe in %.1f s\n", fld[0], fld[1], when,
+					  (long long)((now - since) / 1000), fld[6][0] ? fld[6] : "?",
+					  (double)next / 1000.0);
+		}
+		ns++;
+	}
+	fclose(f);
+	mfs_strbuf_puts(json, "]");
+}
+
 /* Live mounts of this cache from the daemon pid files
  * ("PID\nMOUNTPOINT\nCACHE DIR\n"; older files without the cache line are
  * listed too). */
@@ -309,8 +384,9 @@ static void list_mounts(const char *cache_dir, struct mfs_strbuf *json, struct m
 			continue; /* another cache's mount */
 		mfs_strbuf_printf(json, "%s{\"pid\": %d, \"mountpoint\": ", nm ? ", " : "", pid);
 		mfs_strbuf_json_str(json, mp, strlen(mp));
-		mfs_strbuf_puts(json, "}");
 		mfs_strbuf_printf(text, "    %s (pid %d)\n", mp, pid);
+		append_health(p, json, text);
+		mfs_strbuf_puts(json, "}");
 		nm++;
 	}
 	closedir(d);

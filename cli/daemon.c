@@ -97,11 +97,28 @@ static void write_pidfile(const char *mp, const char *cache_dir)
 	fclose(f);
 }
 
+/* Next to the pid file: the sources' up/down states, for `modelfs status`
+ * (fetch/source.h: mfs_srcset_health_write). */
+static int health_path(const char *mp, char *out, size_t cap)
+{
+	size_t n;
+
+	if (mfs_mount_state_path(mp, out, cap))
+		return -ENAMETOOLONG;
+	n = strlen(out);
+	if (n < 4 || n + 3 >= cap)
+		return -ENAMETOOLONG;
+	snprintf(out + n - 4, cap - (n - 4), ".health");
+	return 0;
+}
+
 static void remove_pidfile(const char *mp)
 {
 	char path[PATH_MAX];
 
 	if (mfs_mount_state_path(mp, path, sizeof(path)) == 0)
+		unlink(path);
+	if (health_path(mp, path, sizeof(path)) == 0)
 		unlink(path);
 }
 
@@ -151,7 +168,11 @@ static int serve(const struct mfs_mount_config *cfg, const char *mp, int status_
 			mfs_error("could not sweep blocks the index does not know: %s",
 				  strerror(-src));
 
+		char hpath[PATH_MAX];
+		if (health_path(mp, hpath, sizeof(hpath)))
+			hpath[0] = '\0';
 		struct mfs_mount_opts mo = {
+			.health_file = hpath[0] ? hpath : NULL,
 			.mountpoint = mp, .allow_other = cfg->allow_other,
 			.fuse_opts = cfg->fuse_opts, .ref_ttl_ms = cfg->ref_ttl_ms,
 			.block_size = cfg->block_size, .fetch_threads = cfg->fetch_threads,

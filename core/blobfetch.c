@@ -9,6 +9,19 @@
  * checked before anyone sees a byte; a sender of bad bytes is demoted and
  * the block fetched elsewhere (bounded).
  *
+ * A fetch of a blob that failed less than FAIL_HOLD_MS ago waits, in the
+ * fetch thread, for a source to come back (a DOWN -> UP transition in the
+ * health set) and fails with the same error if none does: a loader whose
+ * page reads the kernel retries in a loop (mmap(MAP_POPULATE) after the
+ * mmap lock was dropped) then costs about one request a second instead of
+ * a spin, and its load resumes as soon as the source is back. The first
+ * failure is never held: a reader with no source up fails at once. When
+ * every source was down (-EHOSTDOWN: no I/O at all) the first FAIL_FREE
+ * repeats are not held either, so the kernel's own second try of a failed
+ * read (read-ahead, then the page itself) fails at once too; a slow failure
+ * (a timeout) is held from its first repeat, so that second try does not
+ * cost another --fetch-timeout.
+ *
  * It does not decide what to fetch (blobjob.c, readahead.c) nor verify
  * multi-block blobs (blobverify.c).
  */
@@ -20,7 +33,14 @@
 
 #include "core/blobio_internal.h"
 #include "core/blklock.h"
+#include "fetch/health.h"
 #include "util/log.h"
+#include "util/size.h"
+
+/* How long a blob's repeated fetch is held after a failure. */
+#define FAIL_HOLD_MS 1000
+/* Repeats after an all-sources-down failure that are not held. */
+#define FAIL_FREE 2
 
 /* ---- fetching --------------------------------------------------------------- */
 
@@ -301,6 +321,7 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 
 	if (stop > b->size)
 		stop = b->size;
+	uint64_t ups = mfs_health_ups(mfs_srcset_healthset(bio->src));
 	/* The catalog may already know the hub is down: skip it, not the
 	 * mirrors and peers. */
 	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
@@ -357,6 +378,18 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 	}
 	if (sc.cur)
 		bio_dblock_free(bio, sc.cur);
+	pthread_mutex_lock(&bio->lock);
+	if (rc == 0) {
+		b->failed_at_ms = 0;
+	} else if (rc != -ECANCELED) {
+		int64_t now = mfs_now_ms();
+		b->failed_n = b->failed_at_ms && now - b->failed_at_ms < 2 * FAIL_HOLD_MS
+			      ? b->failed_n + 1 : 1;
+		b->failed_at_ms = now;
+		b->failed_err = rc;
+		b->failed_ups = ups;
+	}
+	pthread_mutex_unlock(&bio->lock);
 	if (rc == -EHOSTDOWN) {
 		mfs_debug("%s/%s: no source reachable", b->repo.id, b->path);
 		bio_fail_blocks(b, sc.idx, end, rc);
@@ -401,6 +434,30 @@ static int blob_lock_fd(struct mfs_blob *b)
 	return keep;
 }
 
+/* A fetch of b failed under FAIL_HOLD_MS ago: wait out the rest of it
+ * for a source to come back. Returns 0 to fetch, or the error to fail the
+ * job with (nothing came back). */
+static int hold_after_failure(struct mfs_blob *b)
+{
+	struct mfs_blobio *bio = b->bio;
+	int64_t at, left;
+	uint64_t seen;
+	int err, n;
+
+	pthread_mutex_lock(&bio->lock);
+	at = b->failed_at_ms;
+	seen = b->failed_ups;
+	err = b->failed_err;
+	n = b->failed_n;
+	pthread_mutex_unlock(&bio->lock);
+	left = at ? FAIL_HOLD_MS - (mfs_now_ms() - at) : 0;
+	if (left <= 0 || !bio->src || (err == -EHOSTDOWN && n <= FAIL_FREE))
+		return 0;
+	if (mfs_health_wait_ups(mfs_srcset_healthset(bio->src), seen, left))
+		return 0;
+	return err;
+}
+
 void bio_run_job(struct job *j)
 {
 	struct mfs_blob *b = j->b;
@@ -412,6 +469,11 @@ void bio_run_job(struct job *j)
 		pthread_mutex_unlock(&b->bio->lock);
 		if (claimed)
 			bio_hash_advance(b);
+		return;
+	}
+	int held = hold_after_failure(b);
+	if (held) {
+		bio_fail_blocks(b, j->first, end, held);
 		return;
 	}
 	/* Another process (prefetch, a second mount) may have stored some of

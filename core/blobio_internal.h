@@ -76,6 +76,13 @@ struct mfs_blob {
 	pthread_cond_t changed;        /* signalled on block/verdict changes */
 	int lock_fd;                   /* cross-process block locks, -1 until first
 					* fetch; set once under bio->lock */
+	/* The last failed fetch (blobfetch.c holds a repeat for a moment):
+	 * when (monotonic ms, 0 = none), its error and the health set's
+	 * DOWN -> UP count before it started. Protected by bio->lock. */
+	int64_t failed_at_ms;
+	int failed_err;
+	int failed_n;                  /* failures in a row, each < 2 s apart */
+	uint64_t failed_ups;
 };
 
 struct job {

@@ -40,7 +40,6 @@ struct mfs_catalog {
 	struct tree_slot *trees;   /* protected by lock */
 	size_t n_trees;            /* protected by lock */
 	uint64_t clock;            /* protected by lock */
-	int64_t hub_dead_until_ms; /* protected by lock */
 	/* Serializes listing of trees so two lookups of a new commit do not
 	 * list it twice; listing is rare and slow, contention is harmless. */
 	pthread_mutex_t list_lock;
@@ -68,8 +67,6 @@ int mfs_cat_new(struct mfs_ix *ix, struct mfs_hub *hub,
 	cat->cfg = *cfg;
 	if (cat->cfg.ref_ttl_ms < 0)
 		cat->cfg.ref_ttl_ms = 60000;
-	if (cat->cfg.dead_retry_ms <= 0)
-		cat->cfg.dead_retry_ms = 30000;
 	pthread_mutex_init(&cat->lock, NULL);
 	pthread_mutex_init(&cat->list_lock, NULL);
 	*out = cat;
@@ -92,14 +89,10 @@ void mfs_cat_free(struct mfs_catalog *cat)
 
 bool mfs_cat_hub_usable(struct mfs_catalog *cat)
 {
-	bool ok;
-
-	if (!cat->hub)
-		return false;
-	pthread_mutex_lock(&cat->lock);
-	ok = mfs_now_ms() >= cat->hub_dead_until_ms;
-	pthread_mutex_unlock(&cat->lock);
-	return ok;
+	/* the hub client's own health (fetch/health.h): down from its first
+	 * transport failure until a background probe gets an answer - no
+	 * fixed penalty */
+	return cat->hub && mfs_hub_up(cat->hub);
 }
 
 struct mfs_hub *mfs_cat_hub(struct mfs_catalog *cat)
@@ -114,17 +107,10 @@ int64_t mfs_cat_ref_ttl_ms(const struct mfs_catalog *cat)
 
 void mfs_cat_note_hub(struct mfs_catalog *cat, int rc)
 {
-	pthread_mutex_lock(&cat->lock);
-	if (rc == -EHOSTDOWN || rc == -ETIMEDOUT) {
-		if (mfs_now_ms() >= cat->hub_dead_until_ms)
-			mfs_warn("hub unreachable (%s); serving what the cache holds, "
-				 "retrying in %lld s", strerror(-rc),
-				 (long long)(cat->cfg.dead_retry_ms / 1000));
-		cat->hub_dead_until_ms = mfs_now_ms() + cat->cfg.dead_retry_ms;
-	} else if (rc == 0) {
-		cat->hub_dead_until_ms = 0;
-	}
-	pthread_mutex_unlock(&cat->lock);
+	/* The hub client feeds its health itself and logs the transitions;
+	 * kept for callers that report outcomes. */
+	(void)cat;
+	(void)rc;
 }
 
 void mfs_cat_set_mirrors(struct mfs_catalog *cat, struct mfs_srcset *src)

@@ -15,9 +15,10 @@
  *     a mirror's answer can only tighten it (a repo known only through
  *     mirrors is recorded private): `modelfs serve` decides what it
  *     serves anonymously from it.
- * A hub that failed at the transport level is not asked again for
- * dead_retry_ms (the caller gets the stale answer or the error at once),
- * so an offline mount does not wait on every lookup.
+ * A hub that is down (fetch/health.h: its client saw a transport failure
+ * or repeated 5xx; back when a background probe gets an answer) is not
+ * asked: the caller gets the stale answer or the error at once, so an
+ * offline mount does not wait on every lookup.
  *
  * It does not fetch file bytes (blobio.h does) or know about FUSE.
  * Thread-safe.
@@ -36,7 +37,6 @@
 
 struct mfs_cat_config {
 	int64_t ref_ttl_ms;     /* default 60 000 */
-	int64_t dead_retry_ms;  /* default 30 000 */
 	bool offline;           /* never ask the hub */
 	size_t max_trees;       /* trees kept in memory beyond those held or
 				 * handed out by mfs_cat_tree; 0 = no bound */
@@ -71,8 +71,7 @@ size_t mfs_cat_trees_cached(struct mfs_catalog *cat);
  * could not say. */
 int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char *org);
 
-/* true when the hub may be asked now (configured, not offline, not
- * recently dead). */
+/* true when the hub may be asked now (configured, its origin up). */
 bool mfs_cat_hub_usable(struct mfs_catalog *cat);
 
 /* The hub (NULL when offline) and the ref TTL, for core/orglist.c, whose
@@ -85,8 +84,8 @@ int64_t mfs_cat_ref_ttl_ms(const struct mfs_catalog *cat);
  * Ignored in offline mode. Call before the first lookup. */
 void mfs_cat_set_mirrors(struct mfs_catalog *cat, struct mfs_srcset *src);
 
-/* Record a transport failure / success seen by another component (the
- * block layer) so every part of the mount agrees on the hub's health. */
+/* Kept for callers reporting a hub outcome: the hub client feeds its
+ * health itself (every part of the mount shares that one state). */
 void mfs_cat_note_hub(struct mfs_catalog *cat, int rc);
 
 #endif

@@ -127,7 +127,7 @@ int mfs_ctx_open(const struct mfs_ctx_config *cfg, struct mfs_ctx **out, char *w
 			goto out;
 	}
 	struct mfs_cat_config cc = {
-		.ref_ttl_ms = cfg->ref_ttl_ms, .dead_retry_ms = 30000, .max_trees = cfg->max_trees,
+		.ref_ttl_ms = cfg->ref_ttl_ms, .max_trees = cfg->max_trees,
 		.offline = cfg->offline || !cfg->fetch,
 	};
 	rc = mfs_cat_new(c->ix, c->hub, &cc, &c->cat);
@@ -156,6 +156,8 @@ static void stats_tick(void *vc)
 	/* A failed flush is retried with the next tick's totals. */
 	if (mfs_statsync_flush(&c->stats, c->ix, c->bio, c->hub, c->src))
 		mfs_debug("could not persist statistics this tick");
+	if (c->health_file[0] && c->src)
+		(void)mfs_srcset_health_write(c->src, c->health_file);
 }
 
 int mfs_ctx_start_io(struct mfs_ctx *c, const struct mfs_ctx_io *io, char *why, size_t cap)
@@ -177,6 +179,8 @@ int mfs_ctx_start_io(struct mfs_ctx *c, const struct mfs_ctx_io *io, char *why, 
 		return fail(rc, why, cap, "cannot start fetch threads: %s", strerror(-rc));
 	if (io->persist_stats)
 		mfs_statsync_init(&c->stats, c->endpoint, true);
+	snprintf(c->health_file, sizeof(c->health_file), "%s",
+		 io->health_file ? io->health_file : "");
 	struct mfs_evict_config ec = {
 		.quota = c->quota, .lock_dir = c->lock_dir,
 		.in_use = blob_in_use, .in_use_ctx = c->bio,

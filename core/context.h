@@ -74,6 +74,9 @@ struct mfs_ctx_io {
 	void *on_invalid_ctx;
 	bool persist_stats;           /* flush counters to the index every tick */
 	int64_t tick_ms;              /* evictor tick; 0: its default */
+	const char *health_file;      /* with persist_stats: the sources' up/down
+				       * states written here every tick, for
+				       * `modelfs status`; NULL = not written */
 };
 
 struct mfs_ctx {
@@ -92,6 +95,7 @@ struct mfs_ctx {
 	struct mfs_blobio *bio;       /* after mfs_ctx_start_io */
 	struct mfs_evictor *ev;       /* after mfs_ctx_start_io */
 	struct mfs_statsync stats;    /* written by the evictor thread only */
+	char health_file[PATH_MAX];   /* "" = none; set by mfs_ctx_start_io */
 };
 
 /* Opens index, block store, hub, sources and catalogue. On failure returns

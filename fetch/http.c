@@ -124,6 +124,15 @@ void mfs_http_resp_clear(struct mfs_http_resp *r)
 	mfs_http_resp_init(r);
 }
 
+bool mfs_http_body_stop(void *ctx, const struct mfs_http_resp *r, const char *data, size_t len)
+{
+	(void)ctx;
+	(void)r;
+	(void)data;
+	(void)len;
+	return false;
+}
+
 /* ---------------- pure parsers ---------------- */
 
 static const char *skip_ws(const char *s)
@@ -645,6 +654,11 @@ CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *re
 		*connected = true;
 	if (resp->status != 0)
 		*connected = true;
+	{
+		long nc = 0;
+		resp->new_conn = curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK &&
+				 nc > 0;
+	}
 	/* The slist references `auth`; drop it from the handle before freeing. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 out:

@@ -39,6 +39,9 @@ struct mfs_http_resp {
 	char *err_code;           /* X-Error-Code */
 	char *err_msg;            /* X-Error-Message */
 	uint64_t body_bytes;      /* body bytes received for this response */
+	bool new_conn;            /* the exchange opened a fresh connection (a
+				   * failure there says the origin is down; on a
+				   * reused one it may just be a stale socket) */
 };
 
 void mfs_http_resp_init(struct mfs_http_resp *r);
@@ -49,6 +52,11 @@ void mfs_http_resp_clear(struct mfs_http_resp *r);
  * perform then ends with CURLE_WRITE_ERROR). */
 typedef bool (*mfs_http_body_fn)(void *ctx, const struct mfs_http_resp *r,
 				 const char *data, size_t len);
+
+/* A body callback that stops the transfer at its first body byte: for
+ * probes, which need to see that bodies flow (a server resetting after the
+ * headers fails) but not the body itself. */
+bool mfs_http_body_stop(void *ctx, const struct mfs_http_resp *r, const char *data, size_t len);
 
 struct mfs_http_req {
 	const char *url;

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "fetch/health.h"
 #include "fetch/http.h"
 #include "fetch/hub_internal.h"
 #include "util/json.h"
@@ -82,14 +83,6 @@ static uint32_t rand_u32(void)
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
 		r = (uint32_t)mfs_now_ms() * 2654435761u;
 	return r;
-}
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 int mfs_hub_map_status(long st, const char *code, const char *msg)
@@ -165,8 +158,15 @@ int mfs_hub_exchange(struct mfs_hub *hub, struct mfs_http_req *req,
 	char shown[256];
 	bool connected = false;
 	CURLcode cc;
-	int rc;
+	int rc, hid = mfs_health_id(hub->hs, req->url);
 
+	mfs_http_resp_clear(resp);
+	/* No request to an origin known down: the reader fails now, the
+	 * background probe brings the origin back. */
+	if (!mfs_health_up(hub->hs, hid)) {
+		mfs_health_want(hub->hs, hid);
+		return -EHOSTDOWN;
+	}
 	if (left <= 0)
 		return -ETIMEDOUT;
 	req->token = mfs_hub_same_origin(hub, req->url) ? hub->token : NULL;
@@ -218,6 +218,7 @@ int mfs_hub_exchange(struct mfs_hub *hub, struct mfs_http_req *req,
 	}
 	if (rc != 0 && rc != XF_ABORTED)
 		mfs_debug("hub: %s: %s", shown, curl_easy_strerror(cc));
+	mfs_health_note_exchange(hub->hs, hid, cc, resp, connected);
 
 	pthread_mutex_lock(&hub->mu);
 	hub->health.requests++;
@@ -239,7 +240,9 @@ static int64_t backoff_ms(const struct mfs_hub *hub, int n, const struct mfs_htt
 		return ((int64_t)r->ratelimit_t + 1) * 1000;
 	if (r && r->retry_after_s >= 0)
 		return ((int64_t)r->retry_after_s + 1) * 1000;
-	w = (int64_t)1000 << (n - 1 < 20 ? n - 1 : 20);
+	/* 250 ms doubling: three 5xx in a row (the health threshold) cost
+	 * under a second before the origin counts as down */
+	w = (int64_t)250 << (n - 1 < 20 ? n - 1 : 20);
 	if (w > hub->max_backoff_ms)
 		w = hub->max_backoff_ms;
 	/* jitter in [3/4 w, w]: clients failing together should not retry together */
@@ -249,16 +252,20 @@ static int64_t backoff_ms(const struct mfs_hub *hub, int n, const struct mfs_htt
 /* Sleeps before retry `n`, or returns `last_err` when out of retries or
  * when the wait would end past the deadline (sleeping would be useless). */
 int mfs_hub_retry_wait(struct mfs_hub *hub, int n, const struct mfs_http_resp *r,
-		      int64_t deadline, int last_err)
+		      int64_t deadline, int last_err, int hid)
 {
 	int64_t w;
 
+	if (!mfs_health_up(hub->hs, hid))
+		return -EHOSTDOWN;
 	if (n > hub->max_retries)
 		return last_err;
 	w = backoff_ms(hub, n, r);
 	if (mfs_now_ms() + w >= deadline)
 		return last_err;
-	sleep_ms(w);
+	/* the wait ends early when the origin goes down meanwhile */
+	if (!mfs_health_sleep(hub->hs, hid, w))
+		return -EHOSTDOWN;
 	pthread_mutex_lock(&hub->mu);
 	hub->health.retries++;
 	pthread_mutex_unlock(&hub->mu);
@@ -372,7 +379,8 @@ static int api_get(struct mfs_hub *hub, const struct mfs_repo *repo, const char 
 		} else {
 			last = rc == XF_STALLED ? -ETIMEDOUT : -EIO;
 		}
-		rc = mfs_hub_retry_wait(hub, ++fails, rc == 0 ? &resp : NULL, deadline, last);
+		rc = mfs_hub_retry_wait(hub, ++fails, rc == 0 ? &resp : NULL, deadline, last,
+					mfs_health_id(hub->hs, url));
 		if (rc < 0)
 			goto out;
 	}
@@ -462,6 +470,14 @@ int mfs_hub_new(const struct mfs_hub_config *cfg, struct mfs_hub **out)
 	rc = mfs_http_pool_new(&hub->pool);
 	if (rc < 0)
 		goto fail;
+	hub->hs = cfg->health;
+	if (!hub->hs) {
+		rc = mfs_healthset_new(NULL, &hub->hs);
+		if (rc < 0)
+			goto fail;
+		hub->own_hs = true;
+	}
+	hub->hid = mfs_health_id(hub->hs, hub->endpoint);
 	*out = hub;
 	return 0;
 fail:
@@ -478,6 +494,8 @@ void mfs_hub_free(struct mfs_hub *hub)
 		free(hub->urls[i].url);
 	}
 	mfs_http_pool_free(hub->pool);
+	if (hub->own_hs)
+		mfs_healthset_free(hub->hs);
 	if (hub->token) {
 		explicit_bzero(hub->token, strlen(hub->token));
 		free(hub->token);
@@ -486,6 +504,21 @@ void mfs_hub_free(struct mfs_hub *hub)
 	free(hub->proxy);
 	pthread_mutex_destroy(&hub->mu);
 	free(hub);
+}
+
+struct mfs_healthset *mfs_hub_healthset(struct mfs_hub *hub)
+{
+	return hub ? hub->hs : NULL;
+}
+
+int mfs_hub_health_id(struct mfs_hub *hub)
+{
+	return hub ? hub->hid : -1;
+}
+
+bool mfs_hub_up(struct mfs_hub *hub)
+{
+	return hub && mfs_health_up(hub->hs, hub->hid);
 }
 
 void mfs_hub_health(struct mfs_hub *hub, struct mfs_hub_health *h)

@@ -50,6 +50,10 @@ struct mfs_hub_config {
 	int max_retries;             /* default 5 */
 	long max_backoff_ms;         /* cap on one wait; default 8000 */
 	const char *proxy;           /* NULL = libcurl's env (https_proxy...) */
+	/* Up/down state of every origin this client talks to (its endpoint and
+	 * the CDN hosts it is redirected to), shared with other clients and
+	 * peers of one source set; NULL: the client makes its own. Not owned. */
+	struct mfs_healthset *health;
 };
 
 struct mfs_hub;
@@ -99,9 +103,24 @@ typedef int (*mfs_sink_fn)(void *ctx, uint64_t off, const void *data, size_t len
 int mfs_hub_read(struct mfs_hub *hub, const struct mfs_file_ref *f,
 		 uint64_t off, uint64_t len, mfs_sink_fn sink, void *ctx);
 
-/* One quick HEAD of the file's /resolve URL (no retries, connect timeout
- * only): 0 if the hub would serve it, -errno otherwise. */
+/* Would the hub serve the file now? /resolve and every redirect (the CDN
+ * for LFS files), all within MFS_HUB_PROBE_MS: on the hub's origin a GET
+ * of the first byte (a reset after the headers fails it), elsewhere a
+ * HEAD (no content transfer from the CDN): 0 yes;
+ * -EHOSTDOWN an origin on the way is down (known, or found so now: a
+ * 5xx is asked again up to the health threshold); -EAGAIN a 429 whose
+ * Retry-After outlasts the fetch timeout; -EIO another error answer
+ * (retries may cure it); -ETIMEDOUT no answer in time; -ENOENT/-EACCES. */
+#define MFS_HUB_PROBE_MS 800
 int mfs_hub_probe(struct mfs_hub *hub, const struct mfs_file_ref *f);
+
+/* The health set this client feeds, and whether its endpoint is up now
+ * (no I/O). A down endpoint fails every request at once until a
+ * background probe finds it answering again. */
+struct mfs_healthset *mfs_hub_healthset(struct mfs_hub *hub);
+bool mfs_hub_up(struct mfs_hub *hub);
+/* The endpoint's id in mfs_hub_healthset(). */
+int mfs_hub_health_id(struct mfs_hub *hub);
 
 /* Health: when the last request succeeded / failed at the transport level
  * (monotonic ms, 0 = never), and byte counters. */

@@ -110,6 +110,9 @@ struct mfs_hub {
 	long max_backoff_ms;
 	int max_retries;
 	struct mfs_http_pool *pool;  /* has its own lock */
+	struct mfs_healthset *hs;    /* up/down per origin; has its own lock */
+	bool own_hs;
+	int hid;                     /* health id of the endpoint's origin */
 
 	pthread_mutex_t mu;
 	struct url_slot urls[URL_CACHE_N];           /* protected by mu */
@@ -126,7 +129,9 @@ struct mfs_hub {
 
 /* Runs one exchange: the token only to our own origin, timeouts capped by
  * the deadline. 0 when an HTTP response arrived (any status), or a
- * negative transport outcome (above, or -EHOSTDOWN/-ETIMEDOUT/-ENOMEM). */
+ * negative transport outcome (above, or -EHOSTDOWN/-ETIMEDOUT/-ENOMEM).
+ * An origin known down (fetch/health.h) is not asked: -EHOSTDOWN at once;
+ * every outcome is fed to the origin's health. */
 int mfs_hub_exchange(struct mfs_hub *hub, struct mfs_http_req *req,
 		     struct mfs_http_resp *resp, int64_t deadline);
 
@@ -146,9 +151,11 @@ int mfs_hub_follow(struct mfs_hub *hub, struct mfs_http_req *req, char **url,
 		   const struct mfs_hub_follow_hooks *hooks);
 
 /* Sleeps before retry n (1-based; server hints win over backoff), or
- * returns last_err when out of retries or past the deadline. */
+ * returns last_err when out of retries or past the deadline, -EHOSTDOWN
+ * when origin hid (of the URL last asked; fetch/health.h) is or goes down
+ * (the wait ends then). */
 int mfs_hub_retry_wait(struct mfs_hub *hub, int n, const struct mfs_http_resp *r,
-		       int64_t deadline, int last_err);
+		       int64_t deadline, int last_err, int hid);
 bool mfs_hub_retryable_status(long st);
 bool mfs_hub_is_redirect(long st);
 /* Explains an access refusal once per repo. */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch/health.h"
 #include "fetch/http.h"
 #include "fetch/hub.h"
 #include "fetch/hub_internal.h"
@@ -255,6 +256,7 @@ struct attempt_out {
 	int last_err;        /* error to report if we give up now */
 	bool hint;           /* resp holds a status worth reading for waits */
 	bool immediate;      /* a stale URL was dropped: re-resolve now */
+	int hid;             /* health id of the origin last asked */
 };
 
 struct hop_ctx {
@@ -368,6 +370,7 @@ static int read_attempt(struct mfs_hub *hub, const struct mfs_file_ref *f, struc
 		goto out;
 	}
 out:
+	ao->hid = mfs_health_id(hub->hs, url);
 	free(url);
 	return rc;
 }
@@ -415,7 +418,8 @@ int mfs_hub_read(struct mfs_hub *hub, const struct mfs_file_ref *f, uint64_t off
 			rc = ao.last_err;
 			break;
 		}
-		rc = mfs_hub_retry_wait(hub, ++fails, ao.hint ? &resp : NULL, deadline, ao.last_err);
+		rc = mfs_hub_retry_wait(hub, ++fails, ao.hint ? &resp : NULL, deadline, ao.last_err,
+					ao.hid);
 		if (rc < 0)
 			break;
 	}
@@ -423,37 +427,96 @@ int mfs_hub_read(struct mfs_hub *hub, const struct mfs_file_ref *f, uint64_t off
 	return rc;
 }
 
+/* The probe reads no body past its first byte (bodies flow: a server that
+ * resets after the headers fails here); a redirect's body is read so the
+ * next hop is followed. */
+static bool probe_body(void *ctx, const struct mfs_http_resp *r, const char *d, size_t n)
+{
+	(void)ctx;
+	(void)d;
+	(void)n;
+	return mfs_hub_is_redirect(r->status);
+}
+
+struct probe_hop {
+	struct mfs_hub *hub;
+	struct mfs_http_req *req;
+};
+
+/* Per hop: on the hub's own origin a GET of one byte (it must see a body
+ * start), elsewhere (the CDN) a HEAD: no content transfer there. */
+static void probe_hop(void *ctx)
+{
+	struct probe_hop *p = ctx;
+	bool own = mfs_hub_same_origin(p->hub, p->req->url);
+
+	p->req->head = !own;
+	p->req->has_range = own;
+	p->req->body = own ? probe_body : NULL;
+}
+
 int mfs_hub_probe(struct mfs_hub *hub, const struct mfs_file_ref *f)
 {
 	struct mfs_http_resp resp;
-	long budget = hub->connect_timeout_ms * 2;
-	char *url;
-	int rc;
+	int64_t deadline;
+	int rc = -EIO, errs = 0, hid;
 
 	if (check_ref(f) < 0)
 		return -EINVAL;
-	if (budget > hub->fetch_timeout_ms)
-		budget = hub->fetch_timeout_ms;
-	url = resolve_url(hub, f);
-	if (!url)
-		return -ENOMEM;
+	deadline = mfs_now_ms() + (hub->fetch_timeout_ms < MFS_HUB_PROBE_MS ? hub->fetch_timeout_ms
+									    : MFS_HUB_PROBE_MS);
 	mfs_http_resp_init(&resp);
-	{
-		struct mfs_http_req req = { .url = url, .head = true, .compressed_ok = false };
-		rc = mfs_hub_exchange(hub, &req, &resp, mfs_now_ms() + budget);
-	}
-	if (rc == XF_STALLED)
-		rc = -ETIMEDOUT;
-	else if (rc == XF_TRANSIENT || rc == XF_ABORTED)
-		rc = -EIO;
-	else if (rc == 0 && !(resp.status >= 200 && resp.status < 400)) {
+	for (;;) {
+		/* through every redirect: the CDN must answer too (LFS) */
+		struct mfs_http_req req = { .range_start = 0, .range_end = 0, .compressed_ok = false };
+		struct probe_hop ph = { hub, &req };
+		struct mfs_hub_follow_hooks hooks = { .before = probe_hop, .ctx = &ph };
+		char *url = resolve_url(hub, f);
+		if (!url) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = mfs_hub_follow(hub, &req, &url, &resp, deadline, &hooks);
+		hid = mfs_health_id(hub->hs, url);
+		bool cdn = !mfs_hub_same_origin(hub, url);
+		free(url);
+		if (rc == XF_ABORTED && resp.status != 0)
+			rc = 0; /* stopped at its first body byte */
+		if (rc == XF_STALLED)
+			rc = -ETIMEDOUT;
+		else if (rc == XF_TRANSIENT || rc == XF_ABORTED)
+			rc = mfs_health_up(hub->hs, hid) ? -EIO : -EHOSTDOWN;
+		if (rc < 0 || (resp.status >= 200 && resp.status < 300))
+			break;
+		if (cdn && resp.status >= 400 && resp.status < 500 && resp.status != 429) {
+			/* the CDN answered: access is the hub's to refuse, a 403
+			 * there is an expired signature a read renews */
+			rc = 0;
+			break;
+		}
+		if (resp.status == 429) {
+			/* refused for longer than a read may wait: cannot serve */
+			long wait = resp.ratelimit_r == 0 && resp.ratelimit_t >= 0 ? resp.ratelimit_t
+										    : resp.retry_after_s;
+			rc = wait >= 0 && wait * 1000 >= hub->fetch_timeout_ms ? -EAGAIN : -EIO;
+			break;
+		}
+		if (mfs_hub_retryable_status(resp.status)) {
+			/* ask again (briefly) until it answers or counts as down */
+			if (++errs > 4 || mfs_now_ms() + 100L * errs >= deadline ||
+			    !mfs_health_sleep(hub->hs, hid, 100L * errs)) {
+				rc = mfs_health_up(hub->hs, hid) ? -EIO : -EHOSTDOWN;
+				break;
+			}
+			continue;
+		}
 		rc = mfs_hub_map_status(resp.status, resp.err_code, resp.err_msg);
 		if (rc == 0)
-			rc = -EIO;
+			rc = -EIO; /* a redirect loop, a 3xx without Location */
 		if (rc == -EACCES)
 			mfs_hub_note_eacces(hub, f->repo, &resp);
+		break;
 	}
 	mfs_http_resp_clear(&resp);
-	free(url);
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch/health.h"
 #include "fetch/http.h"
 #include "util/log.h"
 #include "util/repo.h"
@@ -30,6 +31,8 @@ struct mfs_peer {
 	long connect_timeout_ms;
 	long fetch_timeout_ms;
 	struct mfs_http_pool *pool;  /* has its own lock */
+	struct mfs_healthset *hs;    /* NULL: no health; set before use */
+	int hid;
 };
 
 int mfs_peer_new(const char *base_url, const char *token, const char *proxy,
@@ -83,6 +86,21 @@ void mfs_peer_free(struct mfs_peer *p)
 	free(p->base);
 	free(p->proxy);
 	free(p);
+}
+
+void mfs_peer_set_health(struct mfs_peer *p, struct mfs_healthset *hs)
+{
+	p->hs = hs;
+	p->hid = hs ? mfs_health_id(hs, p->base) : -1;
+}
+
+/* A peer known down is not asked: the caller fails over at once. */
+static bool peer_down(struct mfs_peer *p)
+{
+	if (!p->hs || mfs_health_up(p->hs, p->hid))
+		return false;
+	mfs_health_want(p->hs, p->hid);
+	return true;
 }
 
 static char *blob_url(const struct mfs_peer *p, const char *id, const struct mfs_file_ref *h)
@@ -216,6 +234,8 @@ int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_f
 	*got = 0;
 	if ((idlen != 40 && idlen != 64) || !mfs_hex_valid(content_id, idlen) || len == 0)
 		return -EINVAL;
+	if (peer_down(p))
+		return -EHOSTDOWN;
 	url = blob_url(p, content_id, hint);
 	if (!url)
 		return -ENOMEM;
@@ -232,6 +252,7 @@ int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_f
 	req.body = peer_body;
 	req.body_ctx = &c;
 	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
+	mfs_health_note_exchange(p->hs, p->hid, cc, &resp, connected);
 	*got = c.next - off;
 	if (c.verdict == -ECANCELED) {
 		rc = -ECANCELED;
@@ -260,14 +281,20 @@ int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_
 	char *url;
 	int rc;
 
+	if (peer_down(p))
+		return -EHOSTDOWN;
 	url = blob_url(p, content_id, hint);
 	if (!url)
 		return -ENOMEM;
 	mfs_http_resp_init(&resp);
 	peer_req(p, &req, url);
 	req.head = true;
-	req.timeout_ms = p->connect_timeout_ms * 2;
+	/* an open() waits on this: bounded like the hub's probe */
+	req.timeout_ms = MFS_HUB_PROBE_MS;
+	if (req.connect_timeout_ms > req.timeout_ms)
+		req.connect_timeout_ms = req.timeout_ms;
 	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
+	mfs_health_note_exchange(p->hs, p->hid, cc, &resp, connected);
 	rc = map_curl(cc, connected);
 	if (rc == 0 && resp.status != 200)
 		rc = map_status(resp.status);

@@ -10,11 +10,12 @@
  *      to a peer ranked higher for that blob and cluster requests cannot
  *      loop, while every node agrees which peer owns a blob;
  *   2. the hub and the mirrors (mirrors first with prefer_mirror);
- *   3. sources in their grace period after a failure go last (tried only
- *      when nothing else worked); a source caught sending bad bytes is not
- *      asked at all during its grace period, unless it is the hub.
- * Like CernVM-FS: bounded failovers per request, back to a demoted source
- * once its grace period is over.
+ *   3. a source whose origin is down (fetch/health.h) is not asked at
+ *      all - no reader waits on it; the health set's prober brings it
+ *      back, and a reader that wanted it brings that probe forward;
+ *   4. a source caught sending bad bytes goes last during its grace
+ *      period (not asked at all, unless it is the hub).
+ * Like CernVM-FS: bounded failovers per request.
  *
  * Each source is an ops table (source.h: peers in peer.c, mirrors and the
  * hub in src_hub.c) and an opaque connection; nothing here branches on
@@ -30,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fetch/health.h"
 #include "fetch/http.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -45,6 +48,7 @@ struct src {
 	enum mfs_src_kind kind;       /* ops->kind */
 	char url[256];                /* for logs and stats */
 	char origin[512];             /* scheme://host:port, for rendezvous */
+	int hid;                      /* origin in mfs_srcset.hs; immutable */
 	/* health, protected by mfs_srcset.mu */
 	struct mfs_src_stats st;
 	int64_t demoted_until;        /* monotonic ms; 0 = not demoted */
@@ -61,8 +65,15 @@ struct mfs_srcset {
 	size_t n_mirrors;
 	int mirror_idx[MFS_SRC_MAX];
 	struct src src[MFS_SRC_MAX];
+	struct mfs_healthset *hs;     /* up/down per origin; has its own lock */
+	bool own_hs;                  /* no hub: the set made it */
 	pthread_mutex_t mu;
 };
+
+struct mfs_healthset *mfs_srcset_healthset(struct mfs_srcset *s)
+{
+	return s ? s->hs : NULL;
+}
 
 const char *mfs_src_kind_name(enum mfs_src_kind k)
 {
@@ -118,6 +129,7 @@ int mfs_srcset_add(struct mfs_srcset *s, const struct mfs_src_ops *ops, void *co
 		s->hub_idx = (int)s->n;
 	else if (ops->kind == MFS_SRC_MIRROR)
 		s->mirror_idx[s->n_mirrors++] = (int)s->n;
+	x->hid = mfs_health_id(s->hs, url);
 	s->n++;
 	return 0;
 fail:
@@ -151,6 +163,16 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 	}
 	if (cfg->hub_endpoint)
 		(void)mfs_http_url_origin(cfg->hub_endpoint, hub_origin, sizeof(hub_origin));
+	/* one health state per origin, shared by the hub client, the mirrors'
+	 * clients and the peers: a CDN host or a mirror on the hub's origin
+	 * is the same host whoever asks it */
+	s->hs = mfs_hub_healthset(hub);
+	if (!s->hs) {
+		rc = mfs_healthset_new(NULL, &s->hs);
+		if (rc < 0)
+			goto fail;
+		s->own_hs = true;
+	}
 
 	for (size_t i = 0; i < cfg->n_peers; i++) {
 		char o[512];
@@ -165,6 +187,7 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 		rc = mfs_peer_new(cfg->peers[i], cfg->peer_token, cfg->proxy, cto, fto, &p);
 		if (rc < 0)
 			goto fail;
+		mfs_peer_set_health(p, s->hs);
 		rc = mfs_srcset_add(s, &mfs_src_peer_ops, p, cfg->peers[i]);
 		if (rc < 0)
 			goto fail;
@@ -174,7 +197,7 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 			.endpoint = cfg->mirrors[i], .connect_timeout_ms = cto,
 			.fetch_timeout_ms = fto, .max_backoff_ms = 1000, .proxy = cfg->proxy,
 			/* fail over to the next source rather than retry for long */
-			.max_retries = 1,
+			.max_retries = 1, .health = s->hs,
 		};
 		struct mfs_hub *mh;
 		char o[512];
@@ -198,6 +221,7 @@ int mfs_srcset_new(const struct mfs_srcset_config *cfg, struct mfs_hub *hub,
 				    cfg->hub_endpoint ? cfg->hub_endpoint : "http://hub");
 		if (rc < 0)
 			goto fail;
+		s->src[s->n - 1].hid = mfs_hub_health_id(hub);
 	}
 	*out = s;
 	return 0;
@@ -213,6 +237,8 @@ void mfs_srcset_free(struct mfs_srcset *s)
 	for (size_t i = 0; i < s->n; i++)
 		if (s->src[i].ops->destroy)
 			s->src[i].ops->destroy(s->src[i].conn);
+	if (s->own_hs)
+		mfs_healthset_free(s->hs);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -276,6 +302,10 @@ static int plan(struct mfs_srcset *s, const struct mfs_src_read *rq, int order[M
 		if (peers[i].idx < 0)
 			break; /* ourselves: peers below us are not asked */
 		x = &s->src[peers[i].idx];
+		if (!mfs_health_up(s->hs, x->hid)) {
+			mfs_health_want(s->hs, x->hid);
+			continue; /* down: not asked at all, no reader waits on it */
+		}
 		if (x->demoted_until > now) {
 			if (!x->liar)
 				last[nlast++] = peers[i].idx;
@@ -290,8 +320,15 @@ static int plan(struct mfs_srcset *s, const struct mfs_src_read *rq, int order[M
 			struct src *x = &s->src[i];
 			if (x->ops->by_content_id || (x->kind == MFS_SRC_MIRROR) != want_mirror)
 				continue;
-			if (x->kind == MFS_SRC_HUB && rq->skip_hub)
+			if (x->kind == MFS_SRC_HUB && rq->skip_hub) {
+				/* known down by the caller: still a reader wanting it */
+				mfs_health_want(s->hs, x->hid);
 				continue;
+			}
+			if (!mfs_health_up(s->hs, x->hid)) {
+				mfs_health_want(s->hs, x->hid);
+				continue;
+			}
 			if (x->demoted_until > now) {
 				if (!x->liar || x->kind == MFS_SRC_HUB)
 					last[nlast++] = (int)i;
@@ -310,17 +347,13 @@ static int plan(struct mfs_srcset *s, const struct mfs_src_read *rq, int order[M
 
 /* ---- health -------------------------------------------------------------- */
 
-static bool transport_error(int rc)
-{
-	return rc == -EHOSTDOWN || rc == -ETIMEDOUT || rc == -EIO;
-}
-
 static void note(struct mfs_srcset *s, int i, int rc, uint64_t bytes, int64_t took_ms)
 {
 	struct src *x = &s->src[i];
 	int64_t now = mfs_now_ms();
-	bool demoted = false;
 
+	/* Up/down is the health set's business (fed by the clients with what
+	 * the transport saw); here only the counters for status. */
 	pthread_mutex_lock(&s->mu);
 	x->st.requests++;
 	x->st.bytes += bytes;
@@ -343,17 +376,8 @@ static void note(struct mfs_srcset *s, int i, int rc, uint64_t bytes, int64_t to
 	} else {
 		x->st.errors++;
 		x->st.last_err_ms = now;
-		if (transport_error(rc) && x->demoted_until <= now) {
-			x->demoted_until = now + s->demote_ms;
-			x->liar = false;
-			x->st.demotions++;
-			demoted = true;
-		}
 	}
 	pthread_mutex_unlock(&s->mu);
-	if (demoted)
-		mfs_warn("source %s %s failed (%s); demoted for %lld s", mfs_src_kind_name(x->kind),
-			 x->url, strerror(-rc), (long long)(s->demote_ms / 1000));
 }
 
 void mfs_srcset_demote(struct mfs_srcset *s, int i, const char *why)
@@ -400,6 +424,16 @@ size_t mfs_srcset_stats(struct mfs_srcset *s, struct mfs_src_stats *out, size_t 
 					s->src[i].demoted_until - now : 0;
 	}
 	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < s->n && i < cap; i++) {
+		struct mfs_health_snap h;
+		out[i].up = true;
+		if (mfs_health_get(s->hs, s->src[i].hid, &h) == 0) {
+			out[i].up = h.up;
+			out[i].down_since_wall_ms = h.down_since_wall_ms;
+			out[i].next_probe_in_ms = h.next_probe_in_ms;
+			memcpy(out[i].last_error, h.last_error, sizeof(out[i].last_error));
+		}
+	}
 	return s->n;
 }
 
@@ -454,6 +488,7 @@ int mfs_srcset_read(struct mfs_srcset *s, const struct mfs_src_read *rq, uint64_
 	if (len == 0)
 		return -EINVAL;
 	n = plan(s, rq, order);
+	/* n == 0: every source is down; -EHOSTDOWN without any I/O */
 	for (int k = 0; k < n && w.next < end; k++) {
 		int i = order[k];
 		struct src *x = &s->src[i];
@@ -548,7 +583,9 @@ int mfs_srcset_probe(struct mfs_srcset *s, const struct mfs_src_read *rq,
 				oc->hub_rc = rc;
 			}
 		}
-		/* a 429/5xx answer means the source is there: reads retry */
+		/* a 5xx answer below the health threshold means the source is
+		 * there: reads retry; a 429 longer than a read may wait (-EAGAIN)
+		 * or an origin down on the way (-EHOSTDOWN) cannot serve it */
 		if (rc == 0 || (rc == -EIO && !x->ops->by_content_id))
 			return 0;
 		best = worse(best, rc, x->ops);
@@ -581,6 +618,47 @@ bool mfs_srcset_known_up(struct mfs_srcset *s, const struct mfs_src_read *rq,
 			bad = f;
 	}
 	return ok > 0 && now - ok <= within_ms && ok >= bad;
+}
+
+int mfs_srcset_health_write(struct mfs_srcset *s, const char *path)
+{
+	struct mfs_health_snap h[MFS_HEALTH_MAX];
+	char tmp[4200];
+	size_t n;
+	FILE *f;
+	int rc = 0;
+
+	if (!s || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -EINVAL;
+	n = mfs_health_snapshot(s->hs, h, MFS_HEALTH_MAX);
+	if (n > MFS_HEALTH_MAX)
+		n = MFS_HEALTH_MAX;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		const char *kind = "cdn";
+		for (size_t j = 0; j < s->n; j++)
+			if (strcmp(s->src[j].origin, h[i].origin) == 0) {
+				kind = mfs_src_kind_name(s->src[j].kind);
+				break;
+			}
+		/* the error text is curl's or ours: no tabs or newlines, but be sure */
+		for (char *c = h[i].last_error; *c; c++)
+			if (*c == '\t' || *c == '\n')
+				*c = ' ';
+		fprintf(f, "%s\t%s\t%s\t%lld\t%lld\t%lld\t%s\n", kind, h[i].origin,
+			h[i].up ? "up" : "down", (long long)h[i].down_since_wall_ms,
+			(long long)h[i].next_probe_in_ms, (long long)h[i].last_error_wall_ms,
+			h[i].last_error);
+	}
+	if (fclose(f) != 0)
+		rc = -EIO;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
 }
 
 /* ---- URL lists ------------------------------------------------------------ */

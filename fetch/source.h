@@ -10,8 +10,10 @@
  *   - orders them per request: peers first, the peer asked first chosen
  *     by rendezvous hashing of the content id (so a cluster agrees on one
  *     owner per blob); then the hub and the mirrors (mirrors first with
- *     prefer_mirror); a source demoted after errors is skipped for a
- *     grace period, then tried again;
+ *     prefer_mirror); a source whose origin is down (fetch/health.h:
+ *     refused, reset, no reply, N x 5xx) is not asked at all until a
+ *     background probe finds it answering; one caught sending bad bytes
+ *     is demoted for a grace period (tried last, or not at all);
  *   - a read that fails on one source resumes on the next from the last
  *     byte delivered; the number of sources tried per read is bounded;
  *   - keeps per-source health: requests, errors, bytes, latency and
@@ -59,7 +61,7 @@ struct mfs_srcset_config {
 	const char *proxy;           /* NULL: libcurl's environment */
 	long connect_timeout_ms;     /* default 3000 */
 	long fetch_timeout_ms;       /* per source and read; default 60000 */
-	int64_t demote_ms;           /* grace period after failures; default 30000 */
+	int64_t demote_ms;           /* grace period after bad data (x4); default 30000 */
 	int max_sources_per_read;    /* failover bound; default 4 */
 };
 
@@ -166,10 +168,24 @@ struct mfs_src_stats {
 	int64_t demoted_for_ms;      /* remaining grace period, 0 = usable */
 	double latency_ms;           /* EWMA of time to complete a request */
 	double throughput_bps;       /* EWMA of bytes/s of data reads */
+	bool up;                     /* fetch/health.h: its origin's state */
+	int64_t down_since_wall_ms;  /* unix ms; 0 when up */
+	int64_t next_probe_in_ms;    /* when down */
+	char last_error[128];        /* the last failure its origin saw */
 };
 /* Fills up to cap entries; returns the number of sources. */
 size_t mfs_srcset_stats(struct mfs_srcset *s, struct mfs_src_stats *out, size_t cap);
 const char *mfs_src_kind_name(enum mfs_src_kind k);
+/* The up/down states of every origin the set talks to (its sources and
+ * the CDN hosts they redirect to); owned by the set or its hub. */
+struct mfs_healthset *mfs_srcset_healthset(struct mfs_srcset *s);
+
+/* Writes the state of every origin to `path` (replaced atomically), one
+ * line each, tab-separated: kind (hub, mirror, peer, cdn = an origin the
+ * sources redirected to), origin, up|down, down since (unix ms, 0), next
+ * probe in (ms), last error time (unix ms, 0), last error. For `modelfs
+ * status`. 0 or -errno. */
+int mfs_srcset_health_write(struct mfs_srcset *s, const char *path);
 
 /* A list of source URLs gathered from repeatable flags and comma-separated
  * environment variables (MODELFS_MIRRORS, MODELFS_PEERS). */
@@ -197,6 +213,10 @@ int mfs_peer_new(const char *base_url, const char *token, const char *proxy,
 void mfs_peer_free(struct mfs_peer *p);
 int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint,
 		  uint64_t off, uint64_t len, mfs_sink_fn sink, void *ctx, uint64_t *got);
+/* Feed every exchange to hs (not owned; NULL: none) and fail at once
+ * (-EHOSTDOWN) while the peer's origin is down there. */
+struct mfs_healthset;
+void mfs_peer_set_health(struct mfs_peer *p, struct mfs_healthset *hs);
 /* HEAD {base}/blobs/{id}: 0 if the peer has (or would pull) it. */
 int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint);
 /* GET {base}{path} (path starts with '/'): the whole 200 body, at most max

@@ -37,6 +37,7 @@
 #include "core/orglist.h"
 #include "fs/hfcache.h"
 #include "fs/names.h"
+#include "fs/readreply.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -784,18 +785,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static void read_done(void *ctx, int err, const struct iovec *iov, int iovcnt)
-{
-	fuse_req_t req = ctx;
-
-	if (err)
-		fuse_reply_err(req, -err);
-	else if (iovcnt == 0)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_iov(req, iov, iovcnt);
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -811,7 +800,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, of->ref + (len ? off : 0), len < size ? len : size);
 		return;
 	}
-	mfs_blob_read(of->blob, (uint64_t)off, size, &of->ra, read_done, req);
+	mfs_fs_read_blob(req, of->blob, (uint64_t)off, size, &of->ra);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -115,6 +115,7 @@ int mfs_mount_serve(struct mfs_ctx *ctx, const struct mfs_mount_opts *o, char *w
 	struct mfs_ctx_io io = {
 		.block_size = o->block_size, .fetch_threads = o->fetch_threads,
 		.on_invalid = mfs_fs_blob_invalid, .on_invalid_ctx = fs, .persist_stats = true,
+		.health_file = o->health_file,
 	};
 	rc = mfs_ctx_start_io(ctx, &io, why, cap);
 	if (rc)

@@ -23,6 +23,7 @@ struct mfs_mount_opts {
 	int64_t ref_ttl_ms;            /* kernel cache time of ref symlinks */
 	uint32_t block_size;           /* 0: block layer default */
 	int fetch_threads;             /* 0: block layer default */
+	const char *health_file;       /* core/context.h mfs_ctx_io; NULL: none */
 	/* Called once the kernel mount is live, before the loop runs. */
 	void (*mounted)(void *arg);
 	void *arg;

@@ -92,7 +92,7 @@ static int count_sink(void *ctx, int src, uint64_t off, const void *d, size_t n)
 	return 0;
 }
 
-Test(source, nobody_listening_fails_fast_and_demotes)
+Test(source, nobody_listening_fails_fast_and_is_down)
 {
 	/* port 1 on loopback: connection refused at once */
 	const char *mirrors[] = { "http://127.0.0.1:1" };
@@ -118,6 +118,13 @@ Test(source, nobody_listening_fails_fast_and_demotes)
 	mfs_srcset_stats(s, st, 4);
 	cr_assert_eq(st[0].errors, 1);
 	cr_assert_eq(st[1].errors, 1);
-	cr_assert(mfs_srcset_demoted(s, 0) && mfs_srcset_demoted(s, 1));
+	cr_assert(!st[0].up && !st[1].up, "refused: both origins down");
+	cr_assert_gt(st[0].down_since_wall_ms, 0);
+	cr_assert_neq(st[0].last_error[0], '\0');
+	/* down sources are not asked again: no I/O at all */
+	cr_assert_eq(mfs_srcset_read(s, &rq, 0, 100, count_sink, &got, &oc), -EHOSTDOWN);
+	cr_assert_eq(oc.sources_tried, 0);
+	cr_assert_eq(mfs_srcset_probe(s, &rq, &oc), -EHOSTDOWN);
+	cr_assert_eq(oc.sources_tried, 0);
 	mfs_srcset_free(s);
 }
