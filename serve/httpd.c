@@ -269,7 +269,11 @@ int mfs_httpd_write(struct mfs_httpd_conn *c, const void *buf, size_t len)
 			int rc = budget <= 0 ? -ETIMEDOUT : wait_fd(c->fd, POLLOUT, (int)budget);
 			c->blocked_ms += mfs_now_ms() - t0;
 			if (rc == -ETIMEDOUT) {
-				/* the client is gone or too slow */
+				/* the client is gone or too slow: the close that follows
+				 * resets the connection, dropping what the kernel still
+				 * buffers for it instead of trickling that out too */
+				struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+				setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 				pthread_mutex_lock(&c->srv->mu);
 				c->srv->st.timeouts++;
 				pthread_mutex_unlock(&c->srv->mu);

@@ -133,3 +133,105 @@ Test(range, parse)
 	cr_expect_eq(mfs_sv_parse_range("items=1-2", 10, &a, &b), -400);
 	cr_expect_eq(mfs_sv_parse_range("bytes=-", 10, &a, &b), -400);
 }
+
+/* ---- a reader that trickles: the whole response is bounded ---------------- */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int write_rc = 1;
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Answers with 64 MiB, far more than the kernel buffers. */
+static int big_handler(void *ctx, const struct mfs_httpd_req *rq, struct mfs_httpd_conn *c)
+{
+	static char chunk[1 << 16];
+	const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 67108864\r\n\r\n";
+	int rc = mfs_httpd_write(c, head, sizeof(head) - 1);
+
+	(void)ctx;
+	(void)rq;
+	for (int i = 0; !rc && i < 1024; i++)
+		rc = mfs_httpd_write(c, chunk, sizeof(chunk));
+	pthread_mutex_lock(&write_mu);
+	write_rc = rc;
+	pthread_mutex_unlock(&write_mu);
+	return rc;
+}
+
+struct run_arg {
+	struct mfs_httpd *s;
+	int stop;
+};
+
+static void *run_server(void *arg)
+{
+	struct run_arg *ra = arg;
+
+	mfs_httpd_run(ra->s, ra->stop);
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A reader taking 4 KiB every 300 ms of a 64 MiB answer: the worker's
+ * write gives up (-ETIMEDOUT; with Linux's POLLOUT needing a third of the
+ * send buffer free, the per-stall io_ms is what fires here) and the
+ * connection is reset, so the megabytes the kernel still buffers for it
+ * are dropped, not trickled out for minutes behind a closed socket. */
+Test(httpd, a_trickling_reader_is_cut_off, .timeout = 60)
+{
+	struct mfs_httpd_config cfg = { .workers = 2, .io_ms = 600 };
+	struct mfs_httpd *s;
+	struct run_arg ra;
+	int stop[2], fd, rcvbuf = 4096, rc;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	pthread_t th;
+	char buf[4096];
+	const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+	double t0;
+	bool cut = false;
+
+	cr_assert_eq(pipe(stop), 0);
+	cr_assert_eq(mfs_httpd_new(&cfg, big_handler, NULL, &s), 0);
+	ra = (struct run_arg){ s, stop[0] };
+	cr_assert_eq(pthread_create(&th, NULL, run_server, &ra), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	sa.sin_port = htons((uint16_t)mfs_httpd_port(s));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+	t0 = now_s();
+	while (now_s() - t0 < 40) {
+		usleep(300 * 1000);
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0) {
+			/* reset: what the server's kernel still buffered is dropped */
+			cut = true;
+			break;
+		}
+	}
+	cr_expect(cut, "still served a trickling reader after %.0f s", now_s() - t0);
+	pthread_mutex_lock(&write_mu);
+	rc = write_rc;
+	pthread_mutex_unlock(&write_mu);
+	cr_expect_eq(rc, -ETIMEDOUT);
+	close(fd);
+	cr_assert_eq(write(stop[1], "x", 1), 1);
+	pthread_join(th, NULL);
+	mfs_httpd_free(s);
+	close(stop[0]);
+	close(stop[1]);
+}
