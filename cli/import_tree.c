@@ -168,8 +168,11 @@ static void record_tree(struct mfs_imp *im, const struct mfs_repo *repo, const c
 		im->failed++;
 		return;
 	}
-	fprintf(stderr, "  %s %s: recorded from the folder (%zu files; hub not reachable)\n",
-		what, commit, count_files(ev));
+	/* the folder may hold only some of the commit's files */
+	(void)mfs_cat_mark_partial(im->c->cat, repo, commit);
+	fprintf(stderr, "  %s %s: recorded from the folder (%zu files; hub not reachable: "
+		"replaced by the hub's listing when a mount can reach it)\n", what, commit,
+		count_files(ev));
 	im->snapshots++;
 }
 

@@ -323,6 +323,25 @@ static struct mfs_tree *find_tree(struct mfs_catalog *cat, const struct mfs_repo
 	return t;
 }
 
+/* The index setting that marks a tree as maybe partial (see
+ * mfs_cat_mark_partial): read it (set NULL: true when marked) or set it. */
+static bool tree_partial(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			 const char *commit, const char *set)
+{
+	char key[320], v[8];
+
+	snprintf(key, sizeof(key), "partial_tree/%d/%s/%s", (int)repo->type, repo->id, commit);
+	if (set)
+		return mfs_ix_setting_put(cat->ix, key, set) == 0;
+	return mfs_ix_setting_get(cat->ix, key, v, sizeof(v)) == 0 && strcmp(v, "1") == 0;
+}
+
+int mfs_cat_mark_partial(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			 const char *commit)
+{
+	return tree_partial(cat, repo, commit, "1") ? 0 : -EIO;
+}
+
 static int get_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 		    const char *commit, bool hold, const struct mfs_tree **out)
 {
@@ -342,6 +361,19 @@ static int get_tree(struct mfs_catalog *cat, const struct mfs_repo *repo,
 		goto out;
 	}
 	rc = mfs_ix_tree_get(cat->ix, repo, commit, &entries, &n);
+	if (rc == 0 && remote_usable(cat) && tree_partial(cat, repo, commit, NULL)) {
+		/* recorded by an offline `modelfs import` from a snapshot that
+		 * may hold only some files: the listing replaces it once */
+		struct mfs_entry *full = NULL;
+		size_t fn = 0;
+		if (remote_list_tree(cat, repo, commit, &full, &fn) == 0) {
+			mfs_entries_free(entries, n);
+			entries = full;
+			n = fn;
+			if (mfs_ix_tree_put(cat->ix, repo, commit, entries, n) == 0)
+				(void)tree_partial(cat, repo, commit, "0");
+		}
+	}
 	if (rc == -ENOENT) {
 		if (!remote_usable(cat)) {
 			rc = remote_error(cat);

@@ -74,6 +74,12 @@ int mfs_cat_org_exists(struct mfs_catalog *cat, enum mfs_repo_type t, const char
 /* true when the hub may be asked now (configured, its origin up). */
 bool mfs_cat_hub_usable(struct mfs_catalog *cat);
 
+/* Marks the stored tree of commit as possibly missing files (recorded from
+ * a local snapshot by `modelfs import` without the hub): the first mount
+ * that can reach the hub (or a mirror) replaces it with the listing. */
+int mfs_cat_mark_partial(struct mfs_catalog *cat, const struct mfs_repo *repo,
+			 const char *commit);
+
 /* The hub (NULL when offline) and the ref TTL, for core/orglist.c, whose
  * listings follow the same rules. */
 struct mfs_hub *mfs_cat_hub(struct mfs_catalog *cat);

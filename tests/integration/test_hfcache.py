@@ -433,6 +433,31 @@ class Import(HfCacheBase):
         self.assertFileEqual(os.path.join(snap, "config.json"), self.files["config.json"])
         self.assertOSError(errno.EIO, read_file, os.path.join(snap, "model.safetensors"))
 
+    def test_partial_snapshot_completed_by_the_hub_later(self):
+        """A snapshot holding one file of its commit, imported offline, is what
+        the commit is known to have offline; the first mount that reaches the
+        hub replaces it with the full listing."""
+        part = os.path.join(self.tmp, "hf-partial")
+        r = hfjs("download", self.sim.hub, part, "TheOrg/tiny", "config.json", self.c)
+        self.assertNotIn("error", r, r)
+        self.sim.offline()
+        r = self.run_modelfs("import", "--cache", os.path.join(self.tmp, "cache"),
+                             "--endpoint", self.sim.hub, part)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 files adopted", r.stdout)
+        mp = self.mount(args=["--offline"])
+        d = os.path.join(mp, "TheOrg", "tiny@" + self.c)
+        self.assertEqual(os.listdir(d), ["config.json"])
+        self.umount(mp)
+        self.sim.offline(False)
+        mp = self.mount(name="mnt2")
+        d = os.path.join(mp, "TheOrg", "tiny@" + self.c)
+        self.assertEqual(sorted(os.listdir(d)),
+                         ["config.json", "model.safetensors", "sub", "tokenizer.json"])
+        self.sim.reset_stats()
+        self.assertFileEqual(os.path.join(d, "config.json"), self.files["config.json"])
+        self.assertEqual(self.sim.stats()["body_bytes_total"], 0, "the imported file is cached")
+
     def test_help_and_usage(self):
         r = self.run_modelfs("import", "--help")
         self.assertEqual(r.returncode, 0)
