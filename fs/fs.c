@@ -3,12 +3,12 @@
  *
  * Inodes: every node has a key string that names it for good
  * ("c\0<type>\0<repo>\0<commit>\0<path>" for a file of a commit), and its
- * inode number is a 64-bit hash of the key, probed linearly on collision.
- * So a (commit, path) keeps its inode number across lookups and mounts,
- * which is what lets the kernel keep page cache and what tools that
- * remember inodes expect. Nodes are kept until unmount: FORGET only drops
- * the kernel's count. A mount sees a few thousand nodes, so the memory is
- * small, and never freeing removes every lookup/forget race.
+ * inode number is a hash of the key (fs/inodes.h), so a (commit, path) keeps
+ * its inode number across lookups and mounts, which is what lets the kernel
+ * keep page cache and what tools that remember inodes expect. Every entry
+ * replied to a lookup counts one kernel reference; FORGET drops them and
+ * frees the node at zero (fs/inodes.h says why that is race-free), so the
+ * daemon's memory follows what the kernel keeps.
  *
  * Caching: everything at or below a commit directory is immutable, so the
  * kernel may keep entries, attributes and pages forever (keep_cache, never
@@ -36,6 +36,7 @@
 
 #include "core/orglist.h"
 #include "fs/hfcache.h"
+#include "fs/inodes.h"
 #include "fs/names.h"
 #include "fs/readreply.h"
 #include "util/hash.h"
@@ -49,10 +50,8 @@ enum node_kind { N_ROOT, N_DSROOT, N_ORG, N_REFLINK, N_COMMIT, N_TREE, N_HF };
 #define IMMUTABLE_TTL (365.0 * 24 * 3600)
 
 struct fs_node {
-	uint64_t ino;
+	struct mfs_inode in;         /* first: number, key, lookup count */
 	enum node_kind kind;
-	char *key;                   /* unique name of the node, owned */
-	size_t keylen;
 	struct mfs_repo repo;        /* ORG: type + org name; others: the repo */
 	char name[97];               /* REFLINK: repo name (symlink target base) */
 	char rev[MFS_REV_MAX];       /* REFLINK */
@@ -74,10 +73,7 @@ struct mfs_fs {
 	uid_t uid;
 	gid_t gid;
 
-	pthread_mutex_t lock;
-	struct fs_node **slots;      /* open addressing by ino; protected by lock */
-	size_t mask;                 /* protected by lock */
-	size_t count;                /* protected by lock */
+	struct mfs_itab nodes;       /* every node the kernel may name */
 };
 
 struct open_file {
@@ -90,104 +86,19 @@ struct open_file {
 
 static uint64_t key_ino(const char *key, size_t len)
 {
-	uint64_t h = mfs_xxh64(key, len, 0x6d6f64656c6673) >> 1;
-	return h < 16 ? h + 16 : h; /* 1 and 2 are the fixed roots */
-}
-
-static int table_grow_locked(struct mfs_fs *fs)
-{
-	size_t ncap = (fs->mask + 1) * 2;
-	struct fs_node **ns = calloc(ncap, sizeof(*ns));
-
-	if (!ns)
-		return -ENOMEM;
-	for (size_t i = 0; i <= fs->mask; i++) {
-		struct fs_node *n = fs->slots[i];
-		if (!n)
-			continue;
-		size_t j = n->ino & (ncap - 1);
-		while (ns[j])
-			j = (j + 1) & (ncap - 1);
-		ns[j] = n;
-	}
-	free(fs->slots);
-	fs->slots = ns;
-	fs->mask = ncap - 1;
-	return 0;
+	return mfs_itab_key_ino(key, len);
 }
 
 static struct fs_node *node_by_ino(struct mfs_fs *fs, uint64_t ino)
 {
-	struct fs_node *found = NULL;
-
-	pthread_mutex_lock(&fs->lock);
-	for (size_t i = ino & fs->mask; fs->slots[i]; i = (i + 1) & fs->mask) {
-		if (fs->slots[i]->ino == ino) {
-			found = fs->slots[i];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fs->lock);
-	return found;
+	return (struct fs_node *)mfs_itab_get(&fs->nodes, ino);
 }
 
-/* Inserts a copy of tmpl as inode `ino` (known to be free). Caller holds
- * fs->lock. */
-static struct fs_node *node_insert_locked(struct mfs_fs *fs, const struct fs_node *tmpl,
-					  uint64_t ino)
-{
-	struct fs_node *n;
-
-	if ((fs->count + 1) * 2 > fs->mask + 1 && table_grow_locked(fs))
-		return NULL;
-	n = malloc(sizeof(*n));
-	if (!n)
-		return NULL;
-	*n = *tmpl;
-	n->key = malloc(tmpl->keylen);
-	if (!n->key) {
-		free(n);
-		return NULL;
-	}
-	memcpy(n->key, tmpl->key, tmpl->keylen);
-	n->ino = ino;
-	size_t i = ino & fs->mask;
-	while (fs->slots[i])
-		i = (i + 1) & fs->mask;
-	fs->slots[i] = n;
-	fs->count++;
-	return n;
-}
-
-/* Returns the node for `tmpl`'s key, inserting a copy of tmpl if new.
- * Inode = hash(key), or the next free number when another key has it. */
+/* The node for tmpl's key (inserted if new), with one more kernel
+ * reference: the caller replies it as an entry. */
 static struct fs_node *node_intern(struct mfs_fs *fs, const struct fs_node *tmpl)
 {
-	struct fs_node *n = NULL;
-	uint64_t ino = key_ino(tmpl->key, tmpl->keylen);
-
-	pthread_mutex_lock(&fs->lock);
-	for (;;) {
-		bool taken = false;
-		for (size_t i = ino & fs->mask; fs->slots[i]; i = (i + 1) & fs->mask) {
-			struct fs_node *c = fs->slots[i];
-			if (c->ino != ino)
-				continue;
-			if (c->keylen == tmpl->keylen && memcmp(c->key, tmpl->key, c->keylen) == 0) {
-				n = c;
-				goto out;
-			}
-			taken = true;
-			break;
-		}
-		if (!taken)
-			break;
-		ino++;
-	}
-	n = node_insert_locked(fs, tmpl, ino);
-out:
-	pthread_mutex_unlock(&fs->lock);
-	return n;
+	return (struct fs_node *)mfs_itab_intern(&fs->nodes, &tmpl->in);
 }
 
 /* Builds "kind\0type\0a\0b\0c" keys in buf (names.h); returns the length. */
@@ -202,7 +113,7 @@ static size_t make_key(char *buf, size_t cap, char kind, enum mfs_repo_type t,
 static void fill_attr(struct mfs_fs *fs, const struct fs_node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = n->ino;
+	st->st_ino = n->in.ino;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_mtime = st->st_ctime = st->st_atime = n->mtime_s ? n->mtime_s : fs->mount_time_s;
@@ -258,12 +169,16 @@ static int reply_node(fuse_req_t req, struct mfs_fs *fs, struct fs_node *n)
 	struct fuse_entry_param e;
 
 	memset(&e, 0, sizeof(e));
-	e.ino = n->ino;
+	e.ino = n->in.ino;
 	e.generation = 1;
 	fill_attr(fs, n, &e.attr);
 	e.attr_timeout = node_ttl(fs, n);
 	e.entry_timeout = n->kind == N_ORG ? 60.0 : node_ttl(fs, n);
-	return fuse_reply_entry(req, &e);
+	int rc = fuse_reply_entry(req, &e);
+	/* The kernel never saw this entry: it will not forget it. */
+	if (rc && mfs_itab_forget(&fs->nodes, n->in.ino, 1))
+		mfs_itab_after_forgets(&fs->nodes);
+	return rc;
 }
 
 /* ENOENT is cached by the kernel for neg_ttl; every other error is not. */
@@ -298,8 +213,8 @@ static int lookup_org(struct mfs_fs *fs, enum mfs_repo_type t, const char *name,
 	tmpl.kind = N_ORG;
 	tmpl.repo.type = t;
 	snprintf(tmpl.repo.id, sizeof(tmpl.repo.id), "%s", name);
-	tmpl.keylen = make_key(key, sizeof(key), 'o', t, name, NULL, NULL);
-	tmpl.key = key;
+	tmpl.in.keylen = make_key(key, sizeof(key), 'o', t, name, NULL, NULL);
+	tmpl.in.key = key;
 	*out = node_intern(fs, &tmpl);
 	return *out ? 0 : -ENOMEM;
 }
@@ -331,16 +246,16 @@ static int lookup_repo(struct mfs_fs *fs, struct fs_node *org, const char *entry
 		memcpy(tmpl.commit, commit, 41);
 		tmpl.tree = tree;
 		tmpl.mtime_s = date;
-		tmpl.keylen = make_key(key, sizeof(key), 'c', tmpl.repo.type, tmpl.repo.id,
+		tmpl.in.keylen = make_key(key, sizeof(key), 'c', tmpl.repo.type, tmpl.repo.id,
 				       commit, "");
 	} else {
 		tmpl.kind = N_REFLINK;
-		tmpl.keylen = make_key(key, sizeof(key), 'l', tmpl.repo.type, tmpl.repo.id,
+		tmpl.in.keylen = make_key(key, sizeof(key), 'l', tmpl.repo.type, tmpl.repo.id,
 				       tmpl.rev, NULL);
 	}
-	if (tmpl.keylen == 0)
+	if (tmpl.in.keylen == 0)
 		return -ENOENT;
-	tmpl.key = key;
+	tmpl.in.key = key;
 	*out = node_intern(fs, &tmpl);
 	return *out ? 0 : -ENOMEM;
 }
@@ -363,8 +278,8 @@ static int lookup_in_tree(struct mfs_fs *fs, struct fs_node *dir, const char *na
 		return -ENOMEM;
 	tmpl.kind = N_TREE;
 	tmpl.tnode = child;
-	tmpl.keylen = make_key(key, cap, 'c', dir->repo.type, dir->repo.id, dir->commit, path);
-	tmpl.key = key;
+	tmpl.in.keylen = make_key(key, cap, 'c', dir->repo.type, dir->repo.id, dir->commit, path);
+	tmpl.in.key = key;
 	*out = node_intern(fs, &tmpl);
 	free(key);
 	return *out ? 0 : -ENOMEM;
@@ -380,10 +295,10 @@ static int lookup_hf(struct mfs_fs *fs, struct fs_node *parent, const char *name
 
 	if (rc)
 		return rc;
-	tmpl.keylen = mfs_hfc_key(&tmpl.hf, key, sizeof(key));
-	if (tmpl.keylen == 0)
+	tmpl.in.keylen = mfs_hfc_key(&tmpl.hf, key, sizeof(key));
+	if (tmpl.in.keylen == 0)
 		return -ENOENT;
-	tmpl.key = key;
+	tmpl.in.key = key;
 	*out = node_intern(fs, &tmpl);
 	return *out ? 0 : -ENOMEM;
 }
@@ -403,6 +318,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (strcmp(name, DS_DIR) == 0) {
 			n = node_by_ino(fs, FUSE_ROOT_ID + 1);
 			rc = n ? 0 : -ENOENT;
+			if (n)
+				mfs_itab_ref(&fs->nodes, &n->in);
 		} else if (mfs_hfc_is_root_entry(name)) {
 			rc = lookup_hf(fs, NULL, name, &n);
 		} else {
@@ -434,15 +351,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	(void)ino;
-	(void)nlookup;
+	struct mfs_fs *fs = fuse_req_userdata(req);
+
+	if (mfs_itab_forget(&fs->nodes, ino, nlookup))
+		mfs_itab_after_forgets(&fs->nodes);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
-	(void)count;
-	(void)f;
+	struct mfs_fs *fs = fuse_req_userdata(req);
+	bool freed = false;
+
+	for (size_t i = 0; i < count; i++)
+		freed |= mfs_itab_forget(&fs->nodes, f[i].ino, f[i].nlookup);
+	if (freed)
+		mfs_itab_after_forgets(&fs->nodes);
 	fuse_reply_none(req);
 }
 
@@ -614,7 +538,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	db->req = req;
 	struct list_ctx c = { .db = db, .dir = n, .fs = fs };
-	dirbuf_add(db, ".", S_IFDIR, n->ino);
+	dirbuf_add(db, ".", S_IFDIR, n->in.ino);
 	dirbuf_add(db, "..", S_IFDIR, FUSE_ROOT_ID);
 	switch (n->kind) {
 	case N_ROOT:
@@ -828,9 +752,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t total = fs->cfg.quota_bytes > t.stored_bytes ? fs->cfg.quota_bytes : t.stored_bytes;
 	sv.f_blocks = total / 4096;
 	sv.f_bfree = sv.f_bavail = (total - t.stored_bytes) / 4096;
-	pthread_mutex_lock(&fs->lock);
-	sv.f_files = fs->count;
-	pthread_mutex_unlock(&fs->lock);
+	sv.f_files = mfs_itab_count(&fs->nodes);
 	sv.f_ffree = sv.f_favail = 0;
 	sv.f_namemax = 255;
 	sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
@@ -877,7 +799,12 @@ int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	       struct mfs_ix *ix, struct mfs_fs **out)
 {
 	struct mfs_fs *fs = calloc(1, sizeof(*fs));
-	struct fs_node root = { .kind = N_ROOT }, ds = { .kind = N_DSROOT };
+	/* The two roots at fixed inodes 1 and 2 (key_ino never returns < 16,
+	 * and their keys are not of any form the namespace builds). */
+	struct fs_node root = { .in = { .key = "/", .keylen = 1, .pinned = true },
+				.kind = N_ROOT };
+	struct fs_node ds = { .in = { .key = "/datasets", .keylen = 9, .pinned = true },
+			      .kind = N_DSROOT };
 
 	if (!fs)
 		return -ENOMEM;
@@ -887,22 +814,10 @@ int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	fs->mount_time_s = mfs_wall_ms() / 1000;
 	fs->uid = getuid();
 	fs->gid = getgid();
-	pthread_mutex_init(&fs->lock, NULL);
-	fs->mask = 1023;
-	fs->slots = calloc(fs->mask + 1, sizeof(*fs->slots));
-	if (!fs->slots || mfs_orgl_new(cat, ix, &fs->orgl))
-		goto fail;
-	/* The two roots at fixed inodes 1 and 2 (key_ino never returns < 16,
-	 * and their keys are not of any form the namespace builds). */
-	root.key = "/";
-	root.keylen = 1;
-	ds.key = "/datasets";
-	ds.keylen = 9;
-	pthread_mutex_lock(&fs->lock);
-	bool ok = node_insert_locked(fs, &root, FUSE_ROOT_ID) &&
-		  node_insert_locked(fs, &ds, FUSE_ROOT_ID + 1);
-	pthread_mutex_unlock(&fs->lock);
-	if (!ok)
+	if (mfs_itab_init(&fs->nodes, sizeof(struct fs_node)) ||
+	    mfs_orgl_new(cat, ix, &fs->orgl) ||
+	    !mfs_itab_insert_at(&fs->nodes, &root.in, FUSE_ROOT_ID) ||
+	    !mfs_itab_insert_at(&fs->nodes, &ds.in, FUSE_ROOT_ID + 1))
 		goto fail;
 	*out = fs;
 	return 0;
@@ -915,15 +830,8 @@ void mfs_fs_free(struct mfs_fs *fs)
 {
 	if (!fs)
 		return;
-	for (size_t i = 0; fs->slots && i <= fs->mask; i++) {
-		if (fs->slots[i]) {
-			free(fs->slots[i]->key);
-			free(fs->slots[i]);
-		}
-	}
-	free(fs->slots);
+	mfs_itab_destroy(&fs->nodes);
 	mfs_orgl_free(fs->orgl);
-	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
 
@@ -937,33 +845,32 @@ void mfs_fs_set_blobio(struct mfs_fs *fs, struct mfs_blobio *bio)
 	fs->bio = bio;
 }
 
+struct invalid_match {
+	const char *content_id;
+};
+
+/* Runs under the inode table's lock: no I/O, no FUSE calls. */
+static bool node_has_content(const struct mfs_inode *in, void *arg)
+{
+	const struct invalid_match *m = arg;
+	const struct fs_node *nd = (const struct fs_node *)in;
+	const struct mfs_repo *r;
+	const char *c;
+	const struct mfs_entry *e = node_file(nd, &r, &c);
+
+	return e && strcasecmp(mfs_entry_content_id(e), m->content_id) == 0;
+}
+
 void mfs_fs_blob_invalid(void *ctx, const char *content_id)
 {
 	struct mfs_fs *fs = ctx;
+	struct invalid_match m = { content_id };
 	uint64_t *inos = NULL;
-	size_t n = 0, cap = 0;
+	size_t n;
 
 	if (!fs->se)
 		return;
-	pthread_mutex_lock(&fs->lock);
-	for (size_t i = 0; i <= fs->mask; i++) {
-		struct fs_node *nd = fs->slots[i];
-		const struct mfs_repo *r;
-		const char *c;
-		const struct mfs_entry *e = nd ? node_file(nd, &r, &c) : NULL;
-		if (!e || strcasecmp(mfs_entry_content_id(e), content_id))
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			uint64_t *ni = realloc(inos, nc * sizeof(*ni));
-			if (!ni)
-				break;
-			inos = ni;
-			cap = nc;
-		}
-		inos[n++] = nd->ino;
-	}
-	pthread_mutex_unlock(&fs->lock);
+	n = mfs_itab_select(&fs->nodes, node_has_content, &m, &inos);
 	/* Outside the lock: notification may wait for the kernel. */
 	for (size_t i = 0; i < n; i++) {
 		int rc = fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
