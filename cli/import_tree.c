@@ -80,7 +80,7 @@ static int add_entry(struct evec *ev, const char *path, const char *etag, uint64
 		memcpy(e->oid, etag, 41);
 		return 0;
 	}
-	/* LFS: the git oid is the sha1 of the pointer file (HUB-API.md §8) */
+	/* LFS: the git oid is the sha1 of the pointer file (docs/architecture.md, "The hub's HTTP API") */
 	char ptr[256], blob[300];
 	uint8_t sha[20];
 	int pl = snprintf(ptr, sizeof(ptr), "version https://git-lfs.github.com/spec/v1\n"

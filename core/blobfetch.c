@@ -63,7 +63,7 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 
 	rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
 			bio->cfg.zstd_level, &st);
-	/* A full disk: evict, then one more try (DESIGN.md §4). */
+	/* A full disk: evict, then one more try (docs/architecture.md, "A read's path"). */
 	if (rc == -ENOSPC && bio->hooks.on_nospace &&
 	    bio->hooks.on_nospace(bio->hooks.ctx, d->len) == 0)
 		rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,

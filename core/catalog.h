@@ -1,6 +1,7 @@
 /*
  * catalog.h - what exists: refs, commits and trees, from the index first
- * and the hub when needed, with the offline rules of DESIGN.md §7.
+ * and the hub when needed, with the offline rules of docs/architecture.md
+ * (Health model).
  *
  * Resolution rules:
  *   - a 40-hex revision is a commit: known to the index -> done; else the

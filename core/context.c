@@ -3,9 +3,9 @@
  *
  * The defaults written once here: hub connect timeout 5 s (never above
  * the fetch timeout), 5 retries with backoff capped at 8 s; fetch timeout
- * 60 s; catalogue retries a dead hub after 30 s; block locks in
- * <cache>/locks. Nothing starts a thread before mfs_ctx_start_io; the
- * mount daemon still forks before mfs_ctx_open (cli/daemonize.c), since
+ * 60 s; block locks in <cache>/locks, trust marks in <cache>/trust.
+ * Nothing starts a thread before mfs_ctx_start_io; the mount daemon still
+ * forks before mfs_ctx_open (cli/daemon.c), since
  * libraries underneath may keep state that does not survive a fork.
  */
 #include "core/context.h"

@@ -10,7 +10,7 @@
  * default lives here: hub timeouts and retries, the lock and trust
  * directories, the
  * quota rule (an explicit quota is remembered in the cache; without one the
- * remembered one applies), the catalogue's dead-hub retry.
+ * remembered one applies).
  *
  * Two steps because the filesystem must exist before the block layer (it
  * is the block layer's on_invalid callback): mfs_ctx_open builds

@@ -1,6 +1,6 @@
 /*
  * evict.h - the cache quota: high/low watermarks and LRU eviction of
- * unpinned blocks (DESIGN.md §4).
+ * unpinned blocks (docs/architecture.md, "A read's path").
  *
  * Stored bytes are what the index records for block files (headers
  * included). When they pass the high watermark (default 95 % of the quota)

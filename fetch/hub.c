@@ -5,7 +5,7 @@
  * in hub_read.c, tree listings in tree.c.
  *
  * What it does:
- *   - builds URLs as huggingface_hub does (HUB-API.md §1.2);
+ *   - builds URLs as huggingface_hub does (docs/architecture.md, "The hub's HTTP API");
  *   - follows redirects by hand, here only (mfs_hub_follow): the token goes
  *     only to URLs on the endpoint's own scheme://host:port, so the CDN
  *     never sees it;

@@ -1,5 +1,6 @@
 /*
- * hub.h - a client for the Hugging Face Hub's HTTP API (HUB-API.md), on libcurl.
+ * hub.h - a client for the Hugging Face Hub's HTTP API, on libcurl (the
+ * parts modelfs relies on: docs/architecture.md, "The hub's HTTP API").
  *
  * What it does:
  *   - repo info at a revision (resolves branch/tag -> commit sha and date);

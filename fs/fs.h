@@ -3,7 +3,7 @@
  * from FUSE requests to the catalog (what exists) and the block layer
  * (bytes).
  *
- * Namespace (DESIGN.md §1):
+ * Namespace (docs/architecture.md, Namespace):
  *   /                              orgs known to the index, and "datasets"
  *   /datasets/                     dataset orgs
  *   /<org>/                        appears on lookup if the hub knows it; lists

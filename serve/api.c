@@ -1,7 +1,8 @@
 /*
  * api.c - the metadata routes of `modelfs serve`, shaped like the hub's
- * (HUB-API.md): repo info with siblings, tree listings (recursive or one
- * level), paths-info (form or JSON body) and the repos of an org.
+ * (docs/architecture.md, "The hub's HTTP API"): repo info with siblings,
+ * tree listings (recursive or one level), paths-info (form or JSON body)
+ * and the repos of an org.
  * Access is checked by mfs_sv_open_commit before anything is resolved.
  * It does not serve bytes (content.c).
  */

@@ -3,8 +3,8 @@
 
 What it does: serves repositories laid out as folders under --root with the
 URL grammar, headers, redirects, auth/gating errors, paging and Range
-semantics that /work/shared/docs/HUB-API.md describes; a second origin plays
-the LFS CDN (signed, expiring URLs); a third "control" origin injects faults,
+semantics that docs/architecture.md ("The hub's HTTP API") describes; a
+second origin plays the LFS CDN (signed, expiring URLs); a third "control" origin injects faults,
 shapes bandwidth, switches the hub/CDN offline and reports exact traffic
 statistics so tests can assert what a client fetched.
 

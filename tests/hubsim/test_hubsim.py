@@ -7,7 +7,7 @@ same ports, latency, per-connection rate shaping, stats accounting, rescan and
 branch moves, and an unshaped 512 MiB throughput measurement (printed).
 
 What it does not do: test any modelfs C code. Expected digests and commit ids
-are computed here independently from the rules in HUB-API.md / README.md.
+are computed here independently from the rules in docs/architecture.md / README.md.
 Run: python3 tests/pyrun.py tests/hubsim/test_hubsim.py
 """
 import base64

@@ -4,7 +4,7 @@
  * against hostile JSON.
  *
  * Expected encodings and timestamps were derived independently with
- * Python (urllib.parse.quote, datetime) as HUB-API.md §1.2 specifies.
+ * Python (urllib.parse.quote, datetime) as docs/architecture.md ("The hub's HTTP API") says.
  * It does not talk to any server: test_hub_sim.c does.
  */
 #include <criterion/criterion.h>

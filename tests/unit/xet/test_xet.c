@@ -72,7 +72,7 @@ Test(xet, string_form)
 	for (int i = 0; i < 32; i++)
 		b[i] = (uint8_t)i;
 	mfs_xet_hex(b, hex);
-	/* Each 8-byte group printed as a little-endian u64 (HUB-API.md §7.2). */
+	/* Each 8-byte group printed as a little-endian u64 (docs/architecture.md, "The hub's HTTP API"). */
 	cr_expect_str_eq(hex, "0706050403020100" "0f0e0d0c0b0a0908" "1716151413121110" "1f1e1d1c1b1a1918");
 	cr_assert_eq(mfs_xet_parse(hex, back), 0);
 	cr_expect_eq(memcmp(b, back, 32), 0);
