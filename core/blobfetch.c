@@ -15,12 +15,12 @@
  * page reads the kernel retries in a loop (mmap(MAP_POPULATE) after the
  * mmap lock was dropped) then costs about one request a second instead of
  * a spin, and its load resumes as soon as the source is back. The first
- * failure is never held: a reader with no source up fails at once. When
- * every source was down (-EHOSTDOWN: no I/O at all) the first FAIL_FREE
- * repeats are not held either, so the kernel's own second try of a failed
- * read (read-ahead, then the page itself) fails at once too; a slow failure
- * (a timeout) is held from its first repeat, so that second try does not
- * cost another --fetch-timeout.
+ * failure is never held: a reader with no source up fails at once. After a
+ * fast failure (every source down, a long 429: no time spent) the first
+ * FAIL_FREE repeats are not held either, so the kernel's own second try of
+ * a failed read (read-ahead, then the page itself) fails at once too; a
+ * slow failure (a timeout) is held from its first repeat, so that second
+ * try does not cost another --fetch-timeout.
  *
  * It does not decide what to fetch (blobjob.c, readahead.c) nor verify
  * multi-block blobs (blobverify.c).
@@ -39,8 +39,11 @@
 
 /* How long a blob's repeated fetch is held after a failure. */
 #define FAIL_HOLD_MS 1000
-/* Repeats after an all-sources-down failure that are not held. */
+/* Repeats after a fast failure (every source down, a 429 that outlasts
+ * the fetch timeout...: no time spent) that are not held. */
 #define FAIL_FREE 2
+/* A failure that took this long is slow (a timeout): repeats are held. */
+#define FAIL_SLOW_MS 1000
 
 /* ---- fetching --------------------------------------------------------------- */
 
@@ -322,6 +325,7 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 	if (stop > b->size)
 		stop = b->size;
 	uint64_t ups = mfs_health_ups(mfs_srcset_healthset(bio->src));
+	int64_t started = mfs_now_ms();
 	/* The catalog may already know the hub is down: skip it, not the
 	 * mirrors and peers. */
 	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
@@ -386,6 +390,7 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 		b->failed_n = b->failed_at_ms && now - b->failed_at_ms < 2 * FAIL_HOLD_MS
 			      ? b->failed_n + 1 : 1;
 		b->failed_at_ms = now;
+		b->failed_slow = now - started >= FAIL_SLOW_MS;
 		b->failed_err = rc;
 		b->failed_ups = ups;
 	}
@@ -443,15 +448,17 @@ static int hold_after_failure(struct mfs_blob *b)
 	int64_t at, left;
 	uint64_t seen;
 	int err, n;
+	bool slow;
 
 	pthread_mutex_lock(&bio->lock);
 	at = b->failed_at_ms;
+	slow = b->failed_slow;
 	seen = b->failed_ups;
 	err = b->failed_err;
 	n = b->failed_n;
 	pthread_mutex_unlock(&bio->lock);
 	left = at ? FAIL_HOLD_MS - (mfs_now_ms() - at) : 0;
-	if (left <= 0 || !bio->src || (err == -EHOSTDOWN && n <= FAIL_FREE))
+	if (left <= 0 || !bio->src || (!slow && n <= FAIL_FREE))
 		return 0;
 	if (mfs_health_wait_ups(mfs_srcset_healthset(bio->src), seen, left))
 		return 0;

@@ -82,6 +82,7 @@ struct mfs_blob {
 	int64_t failed_at_ms;
 	int failed_err;
 	int failed_n;                  /* failures in a row, each < 2 s apart */
+	bool failed_slow;              /* the last failure took >= FAIL_SLOW_MS */
 	uint64_t failed_ups;
 };
 
