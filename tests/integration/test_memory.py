@@ -53,6 +53,10 @@ class ForgetFreesInodes(MountCase):
         base = os.path.join(mp, "Org", "huge")
         pid = daemon_pid(os.path.realpath(mp))
         self.assertIsNotNone(pid, "no pidfile for %s" % mp)
+        with open("/proc/%d/maps" % pid) as f:
+            # ASan's quarantine keeps freed memory on purpose: the walk and
+            # the frees still run (the sanitizer checks them), RSS is not.
+            asan = "libasan" in f.read()
 
         # The baseline includes the repository's tree (the catalogue keeps
         # it) and one directory's worth of everything else.
@@ -75,19 +79,23 @@ class ForgetFreesInodes(MountCase):
         self.assertEqual(n, FILES)
         rss1 = rss_kb(pid)
         grown = rss1 - rss0
-        # The walk must have cost something, or this test shows nothing.
-        self.assertGreater(grown, 20 * 1024, "RSS %d -> %d KiB over the walk" % (rss0, rss1))
-
         drop_kernel_caches()
         near = rss0 + max(grown // 4, 8 * 1024)
-        wait_until(lambda: rss_kb(pid) <= near, timeout=60, step=0.5)
+        if not asan:
+            wait_until(lambda: rss_kb(pid) <= near, timeout=60, step=0.5)
+        else:
+            time.sleep(5)
         rss2 = rss_kb(pid)
-        sys.stdout.write("\nRSS: %d KiB before the walk, %d KiB after %d lookups, %d KiB after "
-                         "drop_caches (%.0f%% of the growth left)\n" %
-                         (rss0, rss1, FILES, rss2, 100.0 * (rss2 - rss0) / grown))
-        self.assertLessEqual(rss2, near, "RSS %d -> %d -> %d KiB" % (rss0, rss1, rss2))
         # Everything still works after the inodes came and went.
         self.assertEqual(len(os.listdir(os.path.join(base, "d199"))), per)
         self.assertEqual(os.lstat(os.path.join(base, "d007", "f0003.bin")).st_size, 1)
         with open(os.path.join(base, "README.md"), "rb") as f:
             self.assertEqual(f.read(), b"huge\n")
+        if asan:
+            self.skipTest("RSS says nothing under AddressSanitizer (walk and frees ran)")
+        sys.stdout.write("\nRSS: %d KiB before the walk, %d KiB after %d lookups, %d KiB after "
+                         "drop_caches (%.0f%% of the growth left)\n" %
+                         (rss0, rss1, FILES, rss2, 100.0 * (rss2 - rss0) / max(grown, 1)))
+        # The walk must have cost something, or this test shows nothing.
+        self.assertGreater(grown, 20 * 1024, "RSS %d -> %d KiB over the walk" % (rss0, rss1))
+        self.assertLessEqual(rss2, near, "RSS %d -> %d -> %d KiB" % (rss0, rss1, rss2))
