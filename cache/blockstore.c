@@ -2,26 +2,7 @@
  * blockstore.c - the block cache on disk: per blob, one sparse data file
  * and one record file under <root>/blobs/<id[0:2]>/ (see blockstore.h).
  *
- * Record file (all integers little-endian, written byte by byte so the
- * format does not depend on the host):
- *
- *   header, offset 0:
- *     0   4  magic "MFSX"
- *     4   1  version (2)
- *     5   3  reserved, 0
- *     8   4  slot = the blob's block size (block i's payload is at i * slot
- *            in the data file)
- *    12  12  reserved, 0
- *    24   8  XXH64(bytes 0..23, seed 0)
- *   record of block i, offset 32 * (i + 1); all zero = absent:
- *     0   4  magic "MFSR"
- *     4   1  codec (0 raw, 1 zstd)
- *     5   3  reserved, 0
- *     8   4  raw_len (<= slot)
- *    12   4  stored payload length (= raw_len when raw, < raw_len when zstd)
- *    16   8  XXH64(raw bytes, seed 0)
- *    24   8  XXH64(record bytes 0..23, seed i): a torn record, or one
- *            written at the wrong index, never looks valid
+ * The record file's format is in bs_format.h.
  *
  * Why this is crash safe without temp files or fsync: a put of block i
  * (1) clears record i if it was set, (2) pwrites the payload into the slot,
@@ -69,14 +50,10 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cache/bs_format.h"
 #include "cache/bs_migrate.h"
 #include "util/hash.h"
 
-#define BS_HDR_LEN 32
-#define BS_REC_LEN 32
-#define BS_VERSION 2
-#define BS_CODEC_RAW 0
-#define BS_CODEC_ZSTD 1
 #define BS_SAMPLE_LEN (64 * 1024)
 #define BS_STALE_SECS 3600
 #define BS_OPEN_MAX 32
@@ -84,8 +61,6 @@
 #define BS_GET_TRIES 8
 /* Reopens of a blob a concurrent drop keeps removing before giving up. */
 #define BS_OPEN_TRIES 64
-/* "aa/<64 hex>.rec" plus NUL. */
-#define BS_REL_MAX 80
 
 struct bs_ctx {
 	struct bs_ctx *next;     /* protected by mfs_bs.pool_lock while pooled */
@@ -116,196 +91,18 @@ struct mfs_bs {
 	struct bs_ctx *pool;         /* protected by pool_lock */
 };
 
-struct bs_rec {
-	int codec;
-	uint32_t raw_len, stored;
-	uint64_t xxh;
-};
 
-/* ------------------------------------------------------------ small helpers */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* Copies a valid id (40 or 64 hex digits, any case) as lowercase into out
- * (65 bytes); -EINVAL otherwise. This is what keeps every path under root:
- * nothing but hex ever reaches a file name. */
-static int norm_id(const char *id, char out[65])
-{
-	size_t n = 0;
-
-	if (!id)
-		return -EINVAL;
-	while (n < 65 && id[n]) {
-		char c = id[n];
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -EINVAL;
-		out[n++] = c;
-	}
-	if (n != 40 && n != 64)
-		return -EINVAL;
-	out[n] = '\0';
-	return 0;
-}
-
-static bool is_hex_name(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-static void rel_data(const char *id, char out[BS_REL_MAX])
-{
-	snprintf(out, BS_REL_MAX, "%.2s/%s", id, id);
-}
-
-static void rel_rec(const char *id, char out[BS_REL_MAX])
-{
-	snprintf(out, BS_REL_MAX, "%.2s/%s.rec", id, id);
-}
-
-/* Reads up to len bytes; returns the count read (short only at EOF). */
-static ssize_t pread_most(int fd, void *buf, size_t len, off_t off)
-{
-	uint8_t *p = buf;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static void punch(int fd, uint64_t off, uint64_t len)
-{
-	/* Frees the space; a file system without hole punching keeps the
-	 * stale bytes, which no record points at. */
-	if (len)
-		(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				(off_t)off, (off_t)len);
-}
-
-static off_t rec_off(uint32_t idx)
-{
-	return (off_t)BS_HDR_LEN + (off_t)idx * BS_REC_LEN;
-}
-
-static void rec_encode(uint8_t r[BS_REC_LEN], uint32_t idx, const struct bs_rec *v)
-{
-	memset(r, 0, BS_REC_LEN);
-	memcpy(r, "MFSR", 4);
-	r[4] = (uint8_t)v->codec;
-	put_le32(r + 8, v->raw_len);
-	put_le32(r + 12, v->stored);
-	put_le64(r + 16, v->xxh);
-	put_le64(r + 24, mfs_xxh64(r, 24, idx));
-}
-
-/* 1 valid, 0 absent (all zero or past the end), -EBADMSG torn or bogus. */
-static int rec_decode(const uint8_t r[BS_REC_LEN], uint32_t idx, uint32_t slot,
-		      struct bs_rec *v)
-{
-	static const uint8_t zero[BS_REC_LEN];
-
-	if (memcmp(r, zero, BS_REC_LEN) == 0)
-		return 0;
-	if (memcmp(r, "MFSR", 4) != 0 || r[5] || r[6] || r[7] ||
-	    get_le64(r + 24) != mfs_xxh64(r, 24, idx))
-		return -EBADMSG;
-	v->codec = r[4];
-	v->raw_len = get_le32(r + 8);
-	v->stored = get_le32(r + 12);
-	v->xxh = get_le64(r + 16);
-	if (v->raw_len > slot)
-		return -EBADMSG;
-	if (v->codec == BS_CODEC_RAW ? v->stored != v->raw_len
-	    : v->codec != BS_CODEC_ZSTD || v->stored >= v->raw_len)
-		return -EBADMSG;
-	return 1;
-}
+/* ------------------------------------------------------------ records */
 
 static int rec_read(struct bs_blob *b, uint32_t idx, uint8_t r[BS_REC_LEN])
 {
-	ssize_t n = pread_most(b->rec_fd, r, BS_REC_LEN, rec_off(idx));
+	ssize_t n = bs_pread_most(b->rec_fd, r, BS_REC_LEN, bs_rec_off(idx));
 
 	if (n < 0)
 		return (int)n;
 	if (n < BS_REC_LEN)
 		memset(r + n, 0, BS_REC_LEN - (size_t)n); /* past the end: absent */
 	return 0;
-}
-
-static void hdr_encode(uint8_t h[BS_HDR_LEN], uint32_t slot)
-{
-	memset(h, 0, BS_HDR_LEN);
-	memcpy(h, "MFSX", 4);
-	h[4] = BS_VERSION;
-	put_le32(h + 8, slot);
-	put_le64(h + 24, mfs_xxh64(h, 24, 0));
-}
-
-/* The slot size of a valid header; 0 if it is not one. */
-static uint32_t hdr_slot(const uint8_t h[BS_HDR_LEN])
-{
-	static const uint8_t zero[16];
-
-	if (memcmp(h, "MFSX", 4) != 0 || h[4] != BS_VERSION || h[5] || h[6] || h[7] ||
-	    memcmp(h + 12, zero, 12) != 0 || get_le64(h + 24) != mfs_xxh64(h, 24, 0))
-		return 0;
-	return get_le32(h + 8);
 }
 
 /* ------------------------------------------------------------- context pool */
@@ -428,7 +225,7 @@ static int blob_open_locked(struct mfs_bs *bs, const char *id, uint32_t create_s
 	memcpy(b->id, id, strlen(id) + 1);
 	/* The record file first: a data file without one is an orphan that
 	 * scan removes, never a blob. */
-	rel_rec(id, rel);
+	bs_rel_rec(id, rel);
 	rc = open_rel(bs, rel, create);
 	if (rc == -ENOENT && create) {
 		char fan[3] = { id[0], id[1], '\0' };
@@ -441,16 +238,16 @@ static int blob_open_locked(struct mfs_bs *bs, const char *id, uint32_t create_s
 	if (rc < 0)
 		goto fail;
 	b->rec_fd = rc;
-	n = pread_most(b->rec_fd, h, BS_HDR_LEN, 0);
+	n = bs_pread_most(b->rec_fd, h, BS_HDR_LEN, 0);
 	if (n < 0) {
 		rc = (int)n;
 		goto fail;
 	}
-	if (n == BS_HDR_LEN && (b->slot = hdr_slot(h)) != 0) {
+	if (n == BS_HDR_LEN && (b->slot = bs_hdr_slot(h)) != 0) {
 		/* an existing blob */
 	} else if (create && n == 0) {
-		hdr_encode(h, create_slot);
-		if ((rc = pwrite_full(b->rec_fd, h, BS_HDR_LEN, 0)) < 0)
+		bs_hdr_encode(h, create_slot);
+		if ((rc = bs_pwrite_full(b->rec_fd, h, BS_HDR_LEN, 0)) < 0)
 			goto fail;
 		b->slot = create_slot;
 	} else {
@@ -459,7 +256,7 @@ static int blob_open_locked(struct mfs_bs *bs, const char *id, uint32_t create_s
 		rc = create || n > 0 ? -EBADMSG : -ENOENT;
 		goto fail;
 	}
-	rel_data(id, rel);
+	bs_rel_data(id, rel);
 	if ((rc = open_rel(bs, rel, create)) < 0)
 		goto fail;
 	b->data_fd = rc;
@@ -474,9 +271,9 @@ static void unlink_blob_files(struct mfs_bs *bs, const char *id)
 {
 	char rel[BS_REL_MAX];
 
-	rel_rec(id, rel);
+	bs_rel_rec(id, rel);
 	(void)unlinkat(bs->blobs_fd, rel, 0);
-	rel_data(id, rel);
+	bs_rel_data(id, rel);
 	(void)unlinkat(bs->blobs_fd, rel, 0);
 }
 
@@ -703,7 +500,7 @@ static int write_payload(struct bs_blob *b, const void *payload, size_t plen, ui
 			return 0;
 		}
 	}
-	return pwrite_full(b->data_fd, payload, plen, (off_t)off);
+	return bs_pwrite_full(b->data_fd, payload, plen, (off_t)off);
 }
 
 static int put_block(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t block_size,
@@ -723,7 +520,7 @@ static int put_block(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t b
 
 	if (!bs || (!data && len) || !block_size || len > block_size)
 		return -EINVAL;
-	if ((rc = norm_id(id, nid)) < 0)
+	if ((rc = bs_norm_id(id, nid)) < 0)
 		return rc;
 	c = ctx_get(bs);
 	if (!c)
@@ -747,20 +544,20 @@ static int put_block(struct mfs_bs *bs, const char *id, uint32_t idx, uint32_t b
 	pthread_rwlock_wrlock(&b->stripe[idx % BS_STRIPES]);
 	if ((rc = rec_read(b, idx, r)) < 0)
 		goto unlock;
-	had = rec_decode(r, idx, b->slot, &old);
+	had = bs_rec_decode(r, idx, b->slot, &old);
 	if (had != 0) {
 		/* (1) Forget the old block before its bytes change. */
 		memset(r, 0, sizeof(r));
-		if ((rc = pwrite_full(b->rec_fd, r, BS_REC_LEN, rec_off(idx))) < 0)
+		if ((rc = bs_pwrite_full(b->rec_fd, r, BS_REC_LEN, bs_rec_off(idx))) < 0)
 			goto unlock;
 	}
 	/* (2) The payload, (3) the record that makes it visible. */
 	if ((rc = write_payload(b, payload, plen, off, src_fd, src_off, &cloned)) < 0)
 		goto unlock;
 	if (had == 1 && old.stored > plen)
-		punch(b->data_fd, off + plen, old.stored - plen);
-	rec_encode(r, idx, &v);
-	rc = pwrite_full(b->rec_fd, r, BS_REC_LEN, rec_off(idx));
+		bs_punch(b->data_fd, off + plen, old.stored - plen);
+	bs_rec_encode(r, idx, &v);
+	rc = bs_pwrite_full(b->rec_fd, r, BS_REC_LEN, bs_rec_off(idx));
 unlock:
 	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
 out:
@@ -801,8 +598,8 @@ static void drop_corrupt(struct bs_blob *b, uint32_t idx, const uint8_t seen[BS_
 
 	pthread_rwlock_wrlock(&b->stripe[idx % BS_STRIPES]);
 	if (rec_read(b, idx, r) == 0 && memcmp(r, seen, BS_REC_LEN) == 0 &&
-	    pwrite_full(b->rec_fd, zero, BS_REC_LEN, rec_off(idx)) == 0)
-		punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
+	    bs_pwrite_full(b->rec_fd, zero, BS_REC_LEN, bs_rec_off(idx)) == 0)
+		bs_punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
 	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
 }
 
@@ -819,13 +616,13 @@ static int get_once(struct mfs_bs *bs, struct bs_blob *b, uint32_t idx, void *bu
 
 	if ((rc = rec_read(b, idx, seen)) < 0)
 		return rc;
-	if ((rc = rec_decode(seen, idx, b->slot, &v)) <= 0)
+	if ((rc = bs_rec_decode(seen, idx, b->slot, &v)) <= 0)
 		return rc == 0 ? -ENOENT : rc;
 	if (v.raw_len > cap)
 		return -ENOBUFS;
 	if (v.codec == BS_CODEC_RAW) {
 		/* The one copy: page cache straight into the caller's buffer. */
-		n = pread_most(b->data_fd, buf, v.raw_len, off);
+		n = bs_pread_most(b->data_fd, buf, v.raw_len, off);
 		if (n < 0)
 			return (int)n;
 		if ((size_t)n != v.raw_len)
@@ -839,7 +636,7 @@ static int get_once(struct mfs_bs *bs, struct bs_blob *b, uint32_t idx, void *bu
 		}
 		if ((rc = ctx_scratch(c, v.stored)) < 0)
 			goto out;
-		n = pread_most(b->data_fd, c->scratch, v.stored, off);
+		n = bs_pread_most(b->data_fd, c->scratch, v.stored, off);
 		if (n < 0 || (size_t)n != v.stored) {
 			rc = n < 0 ? (int)n : -EBADMSG;
 			goto out;
@@ -868,7 +665,7 @@ int mfs_bs_get(struct mfs_bs *bs, const char *id, uint32_t idx,
 
 	if (!bs || (!buf && cap))
 		return -EINVAL;
-	if ((rc = norm_id(id, nid)) < 0)
+	if ((rc = bs_norm_id(id, nid)) < 0)
 		return rc;
 	if ((rc = blob_get(bs, nid, 0, &b)) < 0) {
 		if (rc == -EBADMSG) {
@@ -905,9 +702,9 @@ bool mfs_bs_has(struct mfs_bs *bs, const char *id, uint32_t idx)
 	struct bs_rec v;
 	bool has;
 
-	if (!bs || norm_id(id, nid) < 0 || blob_get(bs, nid, 0, &b) < 0)
+	if (!bs || bs_norm_id(id, nid) < 0 || blob_get(bs, nid, 0, &b) < 0)
 		return false;
-	has = rec_read(b, idx, r) == 0 && rec_decode(r, idx, b->slot, &v) == 1;
+	has = rec_read(b, idx, r) == 0 && bs_rec_decode(r, idx, b->slot, &v) == 1;
 	blob_release(bs, b);
 	return has;
 }
@@ -923,7 +720,7 @@ int mfs_bs_drop(struct mfs_bs *bs, const char *id, uint32_t idx)
 
 	if (!bs)
 		return -EINVAL;
-	if ((rc = norm_id(id, nid)) < 0)
+	if ((rc = bs_norm_id(id, nid)) < 0)
 		return rc;
 	if ((rc = blob_get(bs, nid, 0, &b)) < 0)
 		return rc == -ENOENT || rc == -EBADMSG ? 0 : rc;
@@ -931,9 +728,9 @@ int mfs_bs_drop(struct mfs_bs *bs, const char *id, uint32_t idx)
 	if ((rc = rec_read(b, idx, r)) == 0) {
 		static const uint8_t zero[BS_REC_LEN];
 		if (memcmp(r, zero, BS_REC_LEN) != 0)
-			rc = pwrite_full(b->rec_fd, zero, BS_REC_LEN, rec_off(idx));
+			rc = bs_pwrite_full(b->rec_fd, zero, BS_REC_LEN, bs_rec_off(idx));
 		if (rc == 0)
-			punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
+			bs_punch(b->data_fd, (uint64_t)idx * b->slot, b->slot);
 	}
 	pthread_rwlock_unlock(&b->stripe[idx % BS_STRIPES]);
 	blob_release(bs, b);
@@ -947,7 +744,7 @@ int mfs_bs_drop_blob(struct mfs_bs *bs, const char *id)
 
 	if (!bs)
 		return -EINVAL;
-	if ((rc = norm_id(id, nid)) < 0)
+	if ((rc = bs_norm_id(id, nid)) < 0)
 		return rc;
 	pthread_mutex_lock(&bs->lock);
 	drop_blob_locked(bs, nid);
@@ -976,14 +773,14 @@ static int scan_one(struct mfs_bs *bs, const char *id, mfs_bs_scan_fn cb, void *
 		data -= (data - BS_HDR_LEN) % BS_REC_LEN;
 		if (data < pos)
 			data = pos;
-		ssize_t n = pread_most(b->rec_fd, buf, sizeof(buf), data);
+		ssize_t n = bs_pread_most(b->rec_fd, buf, sizeof(buf), data);
 		if (n < BS_REC_LEN)
 			break;
 		for (ssize_t k = 0; k + BS_REC_LEN <= n; k += BS_REC_LEN) {
 			uint64_t idx = (uint64_t)(data + k - BS_HDR_LEN) / BS_REC_LEN;
 			if (idx > UINT32_MAX)
 				goto done;
-			if (rec_decode(buf + k, (uint32_t)idx, b->slot, &v) == 1 &&
+			if (bs_rec_decode(buf + k, (uint32_t)idx, b->slot, &v) == 1 &&
 			    (rc = cb(ctx, id, (uint32_t)idx, BS_REC_LEN + (uint64_t)v.stored)) != 0)
 				goto done;
 		}
@@ -1001,7 +798,7 @@ int mfs_bs_scan_blob(struct mfs_bs *bs, const char *id, mfs_bs_scan_fn cb, void 
 
 	if (!bs || !cb)
 		return -EINVAL;
-	if ((rc = norm_id(id, nid)) < 0)
+	if ((rc = bs_norm_id(id, nid)) < 0)
 		return rc;
 	return scan_one(bs, nid, cb, ctx);
 }
@@ -1041,7 +838,7 @@ int mfs_bs_scan(struct mfs_bs *bs, mfs_bs_scan_fn cb, void *ctx)
 	}
 	rewinddir(d1);
 	while (rc == 0 && (e1 = readdir(d1))) {
-		if (strlen(e1->d_name) != 2 || !is_hex_name(e1->d_name, 2))
+		if (strlen(e1->d_name) != 2 || !bs_is_hex_name(e1->d_name, 2))
 			continue;
 		fd = openat(dirfd(d1), e1->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 || !(d2 = fdopendir(fd))) {
@@ -1054,9 +851,9 @@ int mfs_bs_scan(struct mfs_bs *bs, mfs_bs_scan_fn cb, void *ctx)
 			/* Only names this module creates, in the right fan-out. */
 			if (memcmp(e2->d_name, e1->d_name, 2) != 0)
 				continue;
-			if ((n == 40 || n == 64) && is_hex_name(e2->d_name, n)) {
+			if ((n == 40 || n == 64) && bs_is_hex_name(e2->d_name, n)) {
 				maybe_orphan(dirfd(d2), e2->d_name, now);
-			} else if ((n == 44 || n == 68) && is_hex_name(e2->d_name, n - 4) &&
+			} else if ((n == 44 || n == 68) && bs_is_hex_name(e2->d_name, n - 4) &&
 				   strcmp(e2->d_name + n - 4, ".rec") == 0) {
 				char id[65];
 				memcpy(id, e2->d_name, n - 4);

@@ -19,6 +19,7 @@
  * It does not touch the index.
  */
 #include "cache/bs_migrate.h"
+#include "cache/bs_format.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -37,20 +38,6 @@
 
 #define V1_HDR 32
 #define V1_MAX_BLOCK (256u << 20)
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static bool parse_idx(const char *s, uint32_t *out)
 {
@@ -83,8 +70,8 @@ static int v1_read(int dfd, const char *name, uint8_t **raw, size_t *len)
 		return -errno;
 	if (fstat(fd, &st) < 0 || st.st_size < V1_HDR || pread(fd, hdr, V1_HDR, 0) != V1_HDR)
 		goto out;
-	raw_len = le32(hdr + 8);
-	stored = le32(hdr + 12);
+	raw_len = bs_get_le32(hdr + 8);
+	stored = bs_get_le32(hdr + 12);
 	zstd = hdr[5] == 1;
 	if (memcmp(hdr, "MFSB", 4) != 0 || hdr[4] != 1 || hdr[5] > 1 ||
 	    (uint64_t)st.st_size != (uint64_t)V1_HDR + stored || raw_len > V1_MAX_BLOCK ||
@@ -105,7 +92,7 @@ static int v1_read(int dfd, const char *name, uint8_t **raw, size_t *len)
 		out = payload;
 		payload = NULL;
 	}
-	if (mfs_xxh64(out, raw_len, 0) != le64(hdr + 16))
+	if (mfs_xxh64(out, raw_len, 0) != bs_get_le64(hdr + 16))
 		goto out;
 	*raw = out;
 	*len = raw_len;
@@ -133,8 +120,8 @@ static uint32_t v1_slot(DIR *d)
 		if (fd < 0)
 			continue;
 		if (pread(fd, hdr, V1_HDR, 0) == V1_HDR && memcmp(hdr, "MFSB", 4) == 0 &&
-		    le32(hdr + 8) > slot && le32(hdr + 8) <= V1_MAX_BLOCK)
-			slot = le32(hdr + 8);
+		    bs_get_le32(hdr + 8) > slot && bs_get_le32(hdr + 8) <= V1_MAX_BLOCK)
+			slot = bs_get_le32(hdr + 8);
 		close(fd);
 	}
 	return slot;
