@@ -143,8 +143,8 @@ static const char *const ix_migrations[IX_SCHEMA_VERSION] = {
 	"  value INTEGER NOT NULL) WITHOUT ROWID;",
 	/* 2 -> 3: content id -> the listed files holding it (`modelfs serve`
 	 * answers peers by hash and checks every holder's visibility). */
-	"CREATE INDEX IF NOT EXISTS entries_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS entries_oid ON entries(oid) WHERE sha256 IS NULL;",
+	("CREATE INDEX IF NOT EXISTS entries_sha256 ON entries(sha256) WHERE sha256 IS NOT NULL;"
+	 "CREATE INDEX IF NOT EXISTS entries_oid ON entries(oid) WHERE sha256 IS NULL;"),
 };
 
 
