@@ -12,32 +12,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/core/cache_fixture.h"
 #include "core/adopt.h"
 #include "util/hash.h"
 
-static char dir[64];
-static struct mfs_ix *ix;
-static struct mfs_bs *bs;
-
 static void setup(void)
 {
-	char p[128];
-
-	snprintf(dir, sizeof(dir), "/tmp/mfs-adopt-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(p, sizeof(p), "%s/index.db", dir);
-	cr_assert_eq(mfs_ix_open(p, &ix), 0);
-	cr_assert_eq(mfs_bs_open(dir, &bs), 0);
+	cache_fixture_open("/tmp/mfs-adopt-XXXXXX");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	mfs_bs_close(bs);
-	mfs_ix_close(ix);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	cache_fixture_close();
 }
 
 /* A file of n bytes (2.5 blocks when n is large) and its git blob id. */

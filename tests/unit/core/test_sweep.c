@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/core/cache_fixture.h"
 #include "cache/blockstore.h"
 #include "core/blklock.h"
 #include "core/sweep.h"
@@ -21,31 +22,16 @@
 
 #define BS 4096u
 
-static char dir[64], lockdir[96];
-static struct mfs_ix *ix;
-static struct mfs_bs *bs;
 
 static void setup(void)
 {
-	char p[128];
-
 	mfs_log_set_level(MFS_LOG_ERROR);
-	strcpy(dir, "/tmp/mfs-sweep-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(p, sizeof(p), "%s/index.db", dir);
-	snprintf(lockdir, sizeof(lockdir), "%s/locks", dir);
-	cr_assert_eq(mfs_ix_open(p, &ix), 0);
-	cr_assert_eq(mfs_bs_open(dir, &bs), 0);
+	cache_fixture_open("/tmp/mfs-sweep-XXXXXX");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	mfs_bs_close(bs);
-	mfs_ix_close(ix);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	cache_fixture_close();
 }
 
 static void mkid(char id[65], int n)
