@@ -14,6 +14,7 @@ PKGS=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 libcurl4-openssl-dev libsqlite3-dev libzstd-dev libcriterion-dev
       libssl-dev libxxhash-dev
       python3 curl nginx-light ca-certificates xfsprogs e2fsprogs
+      iproute2 nftables  # the outage matrix's black hole: a netns with a drop rule
       clang libclang-rt-dev wrk)  # libFuzzer targets (tests/fuzz), serve load bench
 command -v node >/dev/null || PKGS+=(nodejs npm)
 
