@@ -154,6 +154,12 @@ static void *worker(void *arg)
 		}
 		if (interrupted)
 			break;
+		/* A held blob (--verify strict, or bytes from a mirror) fails
+		 * the fetch itself when it keeps failing its hash: say that. */
+		if (rc && mfs_blob_verify_wait(f->b) == -EBADMSG) {
+			rc = 0;
+			v = -EBADMSG;
+		}
 		if (rc)
 			add_failure(r, "%s: %s", f->label, strerror(-rc));
 		else if (v == -EBADMSG)

@@ -64,6 +64,9 @@ struct mfs_blob {
 	 * verified from a source not trusted as they arrive; readers wait for
 	 * the verdict. */
 	bool held;                     /* protected by bio->lock */
+	/* Failed verdicts in a row with readers waiting on the hold: bounds
+	 * the refetches a source that always lies can cause (blobtrust.c). */
+	uint32_t held_failures;        /* protected by bio->lock */
 	char xet[65];                  /* listing's xetHash, "" when none */
 	struct mfs_xet_chunk *chunks;  /* verified chunk list; bio->lock */
 	size_t nchunks;                /* protected by bio->lock */
@@ -209,6 +212,7 @@ void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask);
  * verifies (the hub, and not --verify strict). */
 bool bio_sources_trusted(const struct mfs_blobio *bio, uint32_t src_mask);
 void bio_trust_verdict(struct mfs_blob *b, bool ok);
+void bio_trust_cancel(struct mfs_blobio *bio);
 bool bio_trust_chunks(struct mfs_blob *b);
 int bio_chunk_read(struct mfs_blob *b, struct mfs_src_read *rq, uint64_t from,
 		   uint64_t stop, mfs_src_sink_fn sink, void *sctx, uint32_t *bad_mask,

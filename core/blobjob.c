@@ -117,4 +117,5 @@ void mfs_blobio_cancel(struct mfs_blobio *bio)
 		bio_blob_unref(j->b);
 		free(j);
 	}
+	bio_trust_cancel(bio);
 }

@@ -227,28 +227,45 @@ void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask)
 	pthread_mutex_unlock(&bio->lock);
 	if (first) {
 		mark_held(b, true);
-		mfs_info("%s/%s: bytes from a source that is not the hub and no chunk list: "
-			 "held until the whole file verifies", b->repo.id, b->path);
+		mfs_info("%s/%s: %s: held until the whole file verifies", b->repo.id, b->path,
+			 bio->cfg.verify_strict ? "--verify strict"
+						: "bytes from a source that is not the hub and no chunk list");
 	}
 }
 
 /* A verdict, or the blocks were dropped: readers waiting on the hold are
- * answered (ok) or their blocks fetched again (the liar is demoted). */
+ * answered (ok) or their blocks fetched again (the liar is demoted). After
+ * HELD_RETRIES failed verdicts in a row they get EIO instead: a source that
+ * always lies (the only one left, or the hub itself under --verify strict)
+ * would otherwise have the whole blob refetched forever while the reader
+ * (or `prefetch`) waits. A later read tries again. */
+#define HELD_RETRIES 3
+
 void bio_trust_verdict(struct mfs_blob *b, bool ok)
 {
 	struct mfs_blobio *bio = b->bio;
-	struct pending_read *ready = NULL, **pp;
-	bool was;
+	struct pending_read *ready = NULL, *failed = NULL, **pp;
+	bool was, give_up = false;
 
 	pthread_mutex_lock(&bio->lock);
 	was = b->held;
 	b->held = false;
+	if (ok) {
+		b->held_failures = 0;
+	} else if (was && b->pending && ++b->held_failures >= HELD_RETRIES) {
+		b->held_failures = 0;
+		give_up = true;
+	}
 	for (pp = &b->pending; *pp;) {
 		struct pending_read *p = *pp;
 		if (bio_range_present_locked(b, p->b0, p->b1)) {
 			*pp = p->next;
 			p->next = ready;
 			ready = p;
+		} else if (give_up) {
+			*pp = p->next;
+			p->next = failed;
+			failed = p;
 		} else {
 			if (!ok && !bio->cancelled)
 				bio_schedule_locked(b, p->b0, p->b1, true);
@@ -258,7 +275,41 @@ void bio_trust_verdict(struct mfs_blob *b, bool ok)
 	pthread_mutex_unlock(&bio->lock);
 	if (was)
 		mark_held(b, false);
+	if (give_up)
+		mfs_error("%s/%s: failed verification %d times in a row; its readers get an "
+			  "I/O error", b->repo.id, b->path, HELD_RETRIES);
 	bio_complete_list(b, ready, 0);
+	bio_complete_list(b, failed, bio_errno_for_reader(-EBADMSG));
+}
+
+/* Cancelled (prefetch's Ctrl-C, unmount): queued fetches are gone, so a
+ * held blob's waiting readers, who wait for every block, would wait for
+ * good. They get an error; the blocks already stored stay held. */
+void bio_trust_cancel(struct mfs_blobio *bio)
+{
+	struct mfs_blob *victims[64];
+	struct pending_read *lists[64];
+	size_t n;
+
+	do { /* 64 at a time: a pass takes their readers off, the next finds more */
+		n = 0;
+		pthread_mutex_lock(&bio->lock);
+		for (int i = 0; i < BLOB_BUCKETS && n < 64; i++) {
+			for (struct mfs_blob *o = bio->blobs[i]; o && n < 64; o = o->hnext) {
+				if (!o->pending || !bio_hold_locked(o))
+					continue;
+				o->refs++;
+				victims[n] = o;
+				lists[n++] = o->pending;
+				o->pending = NULL;
+			}
+		}
+		pthread_mutex_unlock(&bio->lock);
+		for (size_t i = 0; i < n; i++) {
+			bio_complete_list(victims[i], lists[i], bio_errno_for_reader(-ECANCELED));
+			bio_blob_unref(victims[i]);
+		}
+	} while (n == 64);
 }
 
 static int accept_list(void *ctx, int src, const uint8_t *body, size_t len)

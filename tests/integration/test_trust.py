@@ -5,18 +5,23 @@ lying peer behind a proxy (flipped data bytes, flipped hashes in the chunk
 list, a truncated list, another file's list) with the hub offline makes
 reads fail with EIO or return exact bytes, never wrong ones; Xet files read
 from a peer stay lazy (chunk-verified); --verify strict with a corrupting
-CDN serves no wrong byte. Every fault test checks that its fault fired.
+CDN serves no wrong byte: not through a mount, not through `serve
+--pull-through`, and `prefetch` fails clearly (and, interrupted, leaves its
+unverified blocks held for later readers). Every fault test checks that its
+fault fired.
 """
 import errno
 import http.client
 import http.server
 import os
 import shutil
+import signal
 import struct
+import subprocess
 import threading
 import urllib.parse
 
-from harness import MountCase, make_repo, rand_bytes, read_file, wait_until
+from harness import MODELFS, MountCase, cache_blocks, make_repo, rand_bytes, read_file, wait_until
 from srvutil import start_second_sim, start_serve
 
 MiB = 1 << 20
@@ -305,3 +310,118 @@ class LazyXetPeer(MountCase):
               % proxy.blob_bytes)
         self.assertLessEqual(proxy.blob_bytes, 2 * MiB, "not lazy: %d bytes" % proxy.blob_bytes)
         self.assertGreater(proxy.blob_bytes, 0)
+
+
+class StrictPrefetch(MountCase):
+    """`modelfs prefetch --verify strict` with a CDN that corrupts bodies:
+    the run fails with a clear message, nothing corrupted is kept as
+    verified or left where a later reader would be served it, and a run
+    once the fault cleared succeeds."""
+
+    def setUp(self):
+        super().setUp()
+        self.data = rand_bytes(12 * MiB + 9, seed=74)
+        make_repo(self.root, "Org/s", {"w.bin": self.data})
+        self.start_sim()
+        self.cache = os.path.join(self.tmp, "cache")
+
+    def prefetch(self, *extra):
+        return self.run_modelfs("prefetch", "Org/s", "--cache", self.cache, "--endpoint",
+                                self.sim.hub, "--verify", "strict", *extra, timeout=120)
+
+    def test_corrupting_cdn_fails_clearly_then_succeeds(self):
+        f = self.sim.fault("corrupt", route="cdn", count=-1)
+        r = self.prefetch()
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Org/s/w.bin: content does not match its hash", r.stdout + r.stderr)
+        self.assertFired(self.sim, f)
+        # Nothing of it is verified or kept.
+        self.assertEqual(cache_blocks(self.cache), [])
+        self.sim.clear_faults()
+        self.sim.reset_stats()
+        r = self.prefetch()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.sim.stats()["body_bytes_total"], len(self.data))
+        self.sim.offline(True)
+        mp = self.mount()
+        self.assertFileEqual(os.path.join(mp, "Org", "s", "w.bin"), self.data)
+
+    def test_interrupted_run_leaves_no_corrupted_block_a_mount_serves(self):
+        # The first CDN answer is corrupted and the run is interrupted
+        # before the file could be checked: the corrupted blocks are on
+        # disk, unverified. A mount on the same cache (default --verify
+        # sources, which serves the hub's bytes as they arrive) must not
+        # serve them as if checked: strict prefetch marked them held.
+        self.sim.configure(conn_rate_mbps=40)  # 5 MB/s per stream
+        f = self.sim.fault("corrupt", route="cdn", count=1)
+        p = subprocess.Popen([MODELFS, "prefetch", "Org/s", "--cache", self.cache, "--endpoint",
+                              self.sim.hub, "--verify", "strict", "--jobs", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        self.assertTrue(wait_until(lambda: len(cache_blocks(self.cache)) >= 2, 60))
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 130, out + err)
+        self.assertFired(self.sim, f)
+        self.assertLess(len(cache_blocks(self.cache)), len(self.data) // MiB)
+        self.sim.configure(conn_rate_mbps=0)
+        mp = self.mount()
+        self.assertFileEqual(os.path.join(mp, "Org", "s", "w.bin"), self.data)
+        self.assertIn("does not match its hash", self.log_of())
+
+
+def get_prefix(url):
+    """(status, body) of a GET; a body cut short is returned as far as it
+    came (the connection dropping mid-body is an error, not wrong bytes)."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        c.request("GET", u.path)
+        r = c.getresponse()
+        try:
+            body = r.read()
+        except http.client.IncompleteRead as e:
+            body = e.partial
+        except (ConnectionError, OSError):
+            body = b""
+        return r.status, body
+    finally:
+        c.close()
+
+
+class StrictServe(MountCase):
+    """`modelfs serve --pull-through --verify strict` in front of a CDN that
+    corrupts bodies: a client gets an error or the exact bytes, never a
+    wrong byte (not even the first ones of a body cut short)."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = rand_bytes(12 * MiB + 9, seed=75)
+        self.b = rand_bytes(6 * MiB + 1, seed=76)
+        make_repo(self.root, "Org/s", {"a.bin": self.a, "b.bin": self.b})
+        self.start_sim()
+        self.url, _ = start_serve(self, "cache", "--pull-through", "--endpoint", self.sim.hub,
+                                  "--verify", "strict")
+
+    def get(self, name, want):
+        st, body = get_prefix("%s/Org/s/resolve/main/%s" % (self.url, name))
+        if st == 200:
+            self.assertTrue(body == want[:len(body)], "serve sent WRONG BYTES of %s" % name)
+        return st, body
+
+    def test_corrupted_answers_are_refetched_exact(self):
+        f = self.sim.fault("corrupt", route="cdn", count=2)
+        self.assertEqual(self.get("a.bin", self.a), (200, self.a))
+        self.assertFired(self.sim, f, 2)
+        with open(os.path.join(self.tmp, "serve-0-cache.log"), errors="replace") as log:
+            self.assertIn("does not match its hash", log.read())
+
+    def test_always_corrupted_is_an_error_then_exact_once_cleared(self):
+        f = self.sim.fault("corrupt", route="cdn", count=-1)
+        st, body = self.get("b.bin", self.b)
+        self.assertNotEqual((st, body), (200, self.b), "the fault did not bite")
+        self.assertGreaterEqual(st, 500)
+        self.assertFired(self.sim, f)
+        self.sim.clear_faults()
+        self.assertEqual(self.get("b.bin", self.b), (200, self.b))
