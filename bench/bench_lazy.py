@@ -11,6 +11,14 @@ and prints one line per figure and binary:
   inspect_gguf_fetched_per_read   bytes the simulator sent / bytes read, for
                                   `npx node-llama-cpp inspect gguf` (one 4 MiB
                                   pread); "read" is 4 MiB
+  st_header_fetched_per_header    bytes sent / header size (8 + JSON), for
+                                  examples/safetensors_mmap listing the tensors
+                                  of a generated --st-size checkpoint (header
+                                  only, through mmap); "(N x its blocks)" says
+                                  how that compares with the 1 MiB blocks the
+                                  header spans: 1.00 = no tensor data fetched
+  st_big_header_fetched_per_header  the same with a 3 MiB header (metadata
+                                  padded): a header spanning several blocks
   dd_4m_fetched_per_read          one `dd bs=4M count=1`
   rand_4k_fetched_per_read        one 4 KiB pread at a random offset
   seq_fetched_per_read            a full sequential read (1 MiB reads)
@@ -27,12 +35,15 @@ It is not a test: nothing is asserted. On a shared machine absolute rates
 vary; compare ratios and the two binaries within one run.
 
 Needs root (FUSE) and built binaries; node-llama-cpp under
-tests/llama/node_modules for the inspect figure (skipped otherwise):
+tests/llama/node_modules for the inspect figure (skipped otherwise), and
+examples/safetensors_mmap in --examples (default build/examples) for the
+safetensors figures (skipped otherwise):
     python3 bench/bench_lazy.py --bin build/cli/modelfs \\
         [--baseline-bin /tmp/old/build/cli/modelfs] [--small-files 2000]
 Everything it starts is stopped and its temp files deleted on exit.
 """
 import argparse
+import json
 import os
 import random
 import shutil
@@ -47,6 +58,8 @@ sys.path.insert(0, os.path.join(SRC, "tests", "hubsim"))
 
 from client import HubSim, make_repo  # noqa: E402
 from benchlib import MiB, gen_random, mounted, parse_size  # noqa: E402
+
+BLOCK = MiB  # modelfs's block: the least a header read can fetch
 
 REPO = "BenchOrg/lazy"
 LLAMA_DIR = os.path.join(SRC, "tests", "llama")
@@ -109,6 +122,44 @@ class Bench:
         self.sim.reset_stats()
         return mp, os.path.join(mp, *REPO.split("/"))
 
+    def gen_safetensors(self):
+        """A generated checkpoint and the same one with a 3 MiB header;
+        returns {name: header size (8 + JSON)}."""
+        sdir = os.path.join(self.tmp, "st")
+        subprocess.run([sys.executable, os.path.join(SRC, "tests", "gen", "safetensors_gen.py"),
+                        sdir, "--size", self.a.st_size, "--seed", "3"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=600)
+        src = os.path.join(sdir, "model.safetensors")
+        with open(src, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            head = json.loads(f.read(n))
+            head.setdefault("__metadata__", {})["pad"] = "x" * (3 * MiB)
+            hb = json.dumps(head).encode()
+            hb += b" " * (-len(hb) % 8)
+            with open(os.path.join(sdir, "big-header.safetensors"), "wb") as out:
+                out.write(len(hb).to_bytes(8, "little") + hb)
+                shutil.copyfileobj(f, out, 16 * MiB)
+        return {"model.safetensors": (src, 8 + n),
+                "big-header.safetensors": (os.path.join(sdir, "big-header.safetensors"),
+                                           8 + len(hb))}
+
+    def st_header_only(self, tag, binary, sts):
+        tool = os.path.join(self.a.examples, "safetensors_mmap")
+        for name, label in (("model.safetensors", "st_header_fetched_per_header"),
+                            ("big-header.safetensors", "st_big_header_fetched_per_header")):
+            if not os.access(tool, os.X_OK):
+                print("%-5s %-32s skipped (no %s)" % (tag, label, tool))
+                continue
+            mp, base = self.fresh(binary)
+            subprocess.run([tool, os.path.join(base, name)], capture_output=True,
+                           check=True, timeout=300)
+            hsize = sts[name][1]
+            sent = self.sent(name)
+            blocks = (hsize + BLOCK - 1) // BLOCK * BLOCK
+            print("%-5s %-32s %.2f  (header %d B; %.2f x its blocks)" %
+                  (tag, label, sent / hsize, hsize, sent / blocks))
+            self.umount(mp, binary)
+
     def run(self):
         a = self.a
         gguf = os.path.join(self.tmp, "m.gguf")
@@ -118,7 +169,9 @@ class Bench:
         big = os.path.join(self.tmp, "big.bin")
         size = parse_size(a.size)
         gen_random(big, size)
+        sts = {} if a.small_only else self.gen_safetensors()
         files = {"m.gguf": gguf, "big.bin": big}
+        files.update({n: path for n, (path, _) in sts.items()})
         for i in range(a.small_files):
             files["small/f%05d.txt" % i] = ("line %d\n" % i).encode() * (1 + i % 50)
         make_repo(self.root, REPO, files)
@@ -138,6 +191,7 @@ class Bench:
                 self.umount(mp, binary)
             else:
                 print("%-5s inspect_gguf_fetched_per_read    skipped (no node-llama-cpp)" % tag)
+            self.st_header_only(tag, binary, sts)
             mp, base = self.fresh(binary)
             subprocess.run(["dd", "if=" + os.path.join(base, "big.bin"), "of=/dev/null",
                             "bs=4M", "count=1"], capture_output=True, check=True, timeout=120)
@@ -198,6 +252,9 @@ def main():
     ap.add_argument("--baseline-bin", help="an older modelfs to print the same figures for")
     ap.add_argument("--size", default="512M", help="random file for dd/random/sequential")
     ap.add_argument("--gguf-size", default="88M")
+    ap.add_argument("--st-size", default="88M", help="generated safetensors checkpoint")
+    ap.add_argument("--examples", default=os.path.join(SRC, "build", "examples"),
+                    help="where examples/safetensors_mmap was built")
     ap.add_argument("--small-files", type=int, default=2000)
     ap.add_argument("--latency-ms", type=float, default=20)
     ap.add_argument("--mount-opt", action="append", default=[],
