@@ -18,7 +18,17 @@
  *
  * Reads never block a FUSE worker on the network: mfs_blob_read answers
  * either at once (memory, disk) or later from a fetch thread, and the reply
- * is sent from there (libfuse allows replies from any thread).
+ * is sent from there (libfuse allows replies from any thread). Nor does
+ * anything else: a lookup, readlink, opendir or open that may ask the hub
+ * (a name the index cannot settle, an org listing, a ref past its TTL, an
+ * incomplete file's reachability probe) runs on a thread of its own
+ * (fs/offload.h) and, like a read, answers FUSE_INTERRUPT with EINTR at
+ * once (fs/once.h), so a SIGKILLed caller is reaped while the fetch it
+ * started goes on for the next one. What memory or the index answers
+ * stays on the worker.
+ *
+ * Directory listings are in fsdir.c; what both files share in
+ * fs_internal.h.
  *
  * It does not create, write or remove anything: the mount is read-only.
  */
@@ -35,59 +45,17 @@
 #include <unistd.h>
 
 #include "core/orglist.h"
-#include "fs/hfcache.h"
-#include "fs/inodes.h"
-#include "fs/names.h"
+#include "fs/fs_internal.h"
 #include "fs/readreply.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/size.h"
 
-/* N_HF: a node of the huggingface_hub cache view (hfcache.h) */
-enum node_kind { N_ROOT, N_DSROOT, N_ORG, N_REFLINK, N_COMMIT, N_TREE, N_HF };
-
-#define DS_DIR "datasets"
 #define IMMUTABLE_TTL (365.0 * 24 * 3600)
-
-struct fs_node {
-	struct mfs_inode in;         /* first: number, key, lookup count */
-	enum node_kind kind;
-	struct mfs_repo repo;        /* ORG: type + org name; others: the repo */
-	char name[97];               /* REFLINK: repo name (symlink target base) */
-	char rev[MFS_REV_MAX];       /* REFLINK */
-	char commit[41];             /* COMMIT, TREE */
-	const struct mfs_tree *tree; /* COMMIT, TREE */
-	uint32_t tnode;              /* TREE: node in tree (COMMIT: 0) */
-	int64_t mtime_s;
-	struct mfs_hfc_node hf;      /* HF */
-};
-
-struct mfs_fs {
-	struct mfs_fs_config cfg;
-	struct mfs_catalog *cat;
-	struct mfs_ix *ix;
-	struct mfs_orgl *orgl;       /* what ls <org>/ lists */
-	struct mfs_blobio *bio;
-	struct fuse_session *se;
-	int64_t mount_time_s;
-	uid_t uid;
-	gid_t gid;
-
-	struct mfs_itab nodes;       /* every node the kernel may name */
-};
-
-struct open_file {
-	struct mfs_blob *blob;       /* NULL for an HF ref file */
-	char ref[41];                /* HF ref file: its content */
-	struct mfs_readahead ra;     /* updated under the blobio lock */
-};
+/* Offloaded requests at once (fs/offload.h); libfuse's own bound is 16. */
+#define SLOW_MAX 64
 
 /* ---- node table ------------------------------------------------------------- */
-
-static uint64_t key_ino(const char *key, size_t len)
-{
-	return mfs_itab_key_ino(key, len);
-}
 
 static struct fs_node *node_by_ino(struct mfs_fs *fs, uint64_t ino)
 {
@@ -303,50 +271,123 @@ static int lookup_hf(struct mfs_fs *fs, struct fs_node *parent, const char *name
 	return *out ? 0 : -ENOMEM;
 }
 
+/* ---- requests that may wait on the network ------------------------------------ */
+
+void mfs_fs_offload(struct mfs_fs *fs, fuse_req_t req, const struct fs_node *n,
+		    struct fuse_file_info *fi, const char *name, mfs_offload_fn fn,
+		    struct open_file *of, const struct mfs_entry *e)
+{
+	size_t nl = name ? strlen(name) + 1 : 0;
+	struct slow *s = malloc(sizeof(*s) + nl);
+
+	if (!s) {
+		if (of && of->blob)
+			mfs_blob_close(of->blob);
+		free(of);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	s->fs = fs;
+	s->node = *n;
+	if (fi)
+		s->fi = *fi;
+	s->of = of;
+	s->e = e;
+	if (nl)
+		memcpy(s->name, name, nl);
+	mfs_offload(fs->slow, req, fn, s);
+}
+
+/* ---- lookup (continued) ------------------------------------------------------------- */
+
+/* true when looking up `name` in p may ask the hub (the index does not
+ * settle it): such lookups are offloaded. */
+static bool lookup_may_fetch(const struct fs_node *p, const char *name)
+{
+	switch (p->kind) {
+	case N_ROOT:
+		return strcmp(name, DS_DIR) != 0 && mfs_hfc_lookup_may_fetch(NULL, name);
+	case N_DSROOT:
+	case N_ORG:
+		return true;
+	case N_HF:
+		return mfs_hfc_lookup_may_fetch(&p->hf, name);
+	default:
+		return false; /* in a tree held in memory */
+	}
+}
+
+static int lookup_child(struct mfs_fs *fs, struct fs_node *p, const char *name,
+			struct fs_node **n)
+{
+	switch (p->kind) {
+	case N_ROOT:
+		if (strcmp(name, DS_DIR) == 0) {
+			*n = node_by_ino(fs, FUSE_ROOT_ID + 1);
+			if (!*n)
+				return -ENOENT;
+			mfs_itab_ref(&fs->nodes, &(*n)->in);
+			return 0;
+		}
+		if (mfs_hfc_is_root_entry(name))
+			return lookup_hf(fs, NULL, name, n);
+		return lookup_org(fs, MFS_REPO_MODEL, name, n);
+	case N_DSROOT:
+		return lookup_org(fs, MFS_REPO_DATASET, name, n);
+	case N_ORG:
+		return lookup_repo(fs, p, name, n);
+	case N_COMMIT:
+	case N_TREE:
+		return lookup_in_tree(fs, p, name, n);
+	case N_HF:
+		return lookup_hf(fs, p, name, n);
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void lookup_answer(fuse_req_t req, struct mfs_once *o, struct mfs_fs *fs, int rc,
+			  struct fs_node *n)
+{
+	if (!mfs_once_claim(o)) {
+		/* answered EINTR: the kernel never saw this entry */
+		if (rc == 0 && mfs_itab_forget(&fs->nodes, n->in.ino, 1))
+			mfs_itab_after_forgets(&fs->nodes);
+	} else if (rc) {
+		reply_lookup_error(req, fs, rc);
+	} else {
+		reply_node(req, fs, n);
+	}
+	mfs_once_end(o);
+}
+
+static void slow_lookup(fuse_req_t req, struct mfs_once *o, void *arg)
+{
+	struct slow *s = arg;
+	struct fs_node *n = NULL;
+	/* nobody waits for it any more: skip it */
+	int rc = mfs_once_interrupted(o) ? -EINTR : lookup_child(s->fs, &s->node, s->name, &n);
+
+	lookup_answer(req, o, s->fs, rc, n);
+	free(s);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
 	struct fs_node *p = node_by_ino(fs, parent), *n = NULL;
-	int rc;
 
 	if (!p) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	switch (p->kind) {
-	case N_ROOT:
-		if (strcmp(name, DS_DIR) == 0) {
-			n = node_by_ino(fs, FUSE_ROOT_ID + 1);
-			rc = n ? 0 : -ENOENT;
-			if (n)
-				mfs_itab_ref(&fs->nodes, &n->in);
-		} else if (mfs_hfc_is_root_entry(name)) {
-			rc = lookup_hf(fs, NULL, name, &n);
-		} else {
-			rc = lookup_org(fs, MFS_REPO_MODEL, name, &n);
-		}
-		break;
-	case N_DSROOT:
-		rc = lookup_org(fs, MFS_REPO_DATASET, name, &n);
-		break;
-	case N_ORG:
-		rc = lookup_repo(fs, p, name, &n);
-		break;
-	case N_COMMIT:
-	case N_TREE:
-		rc = lookup_in_tree(fs, p, name, &n);
-		break;
-	case N_HF:
-		rc = lookup_hf(fs, p, name, &n);
-		break;
-	default:
-		rc = -ENOTDIR;
-		break;
+	if (lookup_may_fetch(p, name)) {
+		mfs_fs_offload(fs, req, p, NULL, name, slow_lookup, NULL, NULL);
+		return;
 	}
-	if (rc)
-		reply_lookup_error(req, fs, rc);
-	else
-		reply_node(req, fs, n);
+	int rc = lookup_child(fs, p, name, &n);
+
+	lookup_answer(req, NULL, fs, rc, n);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -385,12 +426,33 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, node_ttl(fs, n));
 }
 
+/* A ref symlink names the commit its ref resolves to now. */
+static void slow_readlink(fuse_req_t req, struct mfs_once *o, void *arg)
+{
+	struct slow *s = arg;
+	const struct fs_node *n = &s->node;
+	char commit[41], target[MFS_PATH_MAX + 128];
+	int64_t date;
+	int rc = mfs_once_interrupted(o) ? -EINTR :
+		 mfs_cat_resolve(s->fs->cat, &n->repo, n->rev, commit, &date);
+
+	if (mfs_once_claim(o)) {
+		if (rc) {
+			fuse_reply_err(req, rc == -ENOENT ? ENOENT : rc == -EACCES ? EACCES : EIO);
+		} else {
+			snprintf(target, sizeof(target), "%s@%s", n->name, commit);
+			fuse_reply_readlink(req, target);
+		}
+	}
+	mfs_once_end(o);
+	free(s);
+}
+
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct mfs_fs *fs = fuse_req_userdata(req);
 	struct fs_node *n = node_by_ino(fs, ino);
-	char commit[41], target[MFS_PATH_MAX + 128];
-	int64_t date;
+	char target[MFS_PATH_MAX + 128];
 	int rc;
 
 	if (n && n->kind == N_HF) {
@@ -402,239 +464,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, n ? EINVAL : ESTALE);
 		return;
 	}
-	rc = mfs_cat_resolve(fs->cat, &n->repo, n->rev, commit, &date);
-	if (rc) {
-		fuse_reply_err(req, rc == -ENOENT ? ENOENT : rc == -EACCES ? EACCES : EIO);
-		return;
-	}
-	snprintf(target, sizeof(target), "%s@%s", n->name, commit);
-	fuse_reply_readlink(req, target);
-}
-
-/* ---- directories ------------------------------------------------------------------ */
-
-/* A whole listing, built at opendir; `ends[i]` is where entry i ends,
- * which is also the offset the kernel hands back to continue after it. */
-struct dirbuf {
-	fuse_req_t req;
-	char *p;
-	size_t len, cap;
-	size_t *ends;
-	size_t n, ends_cap;
-	int err;
-};
-
-static void dirbuf_add(struct dirbuf *db, const char *name, mode_t mode, uint64_t ino)
-{
-	struct stat st = { .st_ino = ino, .st_mode = mode };
-	size_t need = fuse_add_direntry(db->req, NULL, 0, name, NULL, 0);
-
-	if (db->err)
-		return;
-	if (db->len + need > db->cap) {
-		size_t ncap = db->cap ? db->cap * 2 : 4096;
-		while (ncap < db->len + need)
-			ncap *= 2;
-		char *np = realloc(db->p, ncap);
-		if (!np) {
-			db->err = -ENOMEM;
-			return;
-		}
-		db->p = np;
-		db->cap = ncap;
-	}
-	if (db->n == db->ends_cap) {
-		size_t nc = db->ends_cap ? db->ends_cap * 2 : 64;
-		size_t *ne = realloc(db->ends, nc * sizeof(*ne));
-		if (!ne) {
-			db->err = -ENOMEM;
-			return;
-		}
-		db->ends = ne;
-		db->ends_cap = nc;
-	}
-	fuse_add_direntry(db->req, db->p + db->len, need, name, &st, (off_t)(db->len + need));
-	db->len += need;
-	db->ends[db->n++] = db->len;
-}
-
-struct list_ctx {
-	struct dirbuf *db;
-	struct fs_node *dir;
-	mode_t mode;
-	const char *repo_name;     /* when listing refs of a repo */
-	const struct mfs_repo *repo;
-	struct mfs_fs *fs;
-};
-
-/* d_ino of a ref symlink: the inode lookup gives the same entry. */
-static uint64_t reflink_ino(const struct mfs_repo *repo, const char *rev)
-{
-	char key[1024];
-	size_t kl = make_key(key, sizeof(key), 'l', repo->type, repo->id, rev, NULL);
-	return key_ino(key, kl);
-}
-
-static int add_org(void *vctx, const char *name)
-{
-	struct list_ctx *c = vctx;
-	char key[512];
-	size_t kl = make_key(key, sizeof(key), 'o', c->dir->kind == N_DSROOT ?
-			     MFS_REPO_DATASET : MFS_REPO_MODEL, name, NULL, NULL);
-	dirbuf_add(c->db, name, S_IFDIR, key_ino(key, kl));
-	return 0;
-}
-
-static int add_ref(void *vctx, const char *rev)
-{
-	struct list_ctx *c = vctx;
-	char entry[512];
-
-	if (mfs_names_format(c->repo_name, rev, entry, sizeof(entry)) == 0)
-		dirbuf_add(c->db, entry, S_IFLNK, reflink_ino(c->repo, rev));
-	return 0;
-}
-
-static int add_repo(void *vctx, const char *name)
-{
-	struct list_ctx *c = vctx;
-	struct mfs_repo repo = { .type = c->dir->repo.type };
-
-	if (snprintf(repo.id, sizeof(repo.id), "%s/%s", c->dir->repo.id, name) >=
-	    (int)sizeof(repo.id))
-		return 0;
-	dirbuf_add(c->db, name, S_IFLNK, reflink_ino(&repo, ""));
-	c->repo_name = name;
-	c->repo = &repo;
-	(void)mfs_ix_list_refs(c->fs->ix, &repo, add_ref, c);
-	return 0;
-}
-
-static int add_hf(void *vctx, const char *name, mode_t type, const char *key, size_t keylen)
-{
-	dirbuf_add(((struct list_ctx *)vctx)->db, name, type, key_ino(key, keylen));
-	return 0;
-}
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct mfs_fs *fs = fuse_req_userdata(req);
-	struct fs_node *n = node_by_ino(fs, ino);
-	struct dirbuf *db;
-
-	if (!n) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	if (n->kind == N_REFLINK || (n->kind == N_TREE && !mfs_tree_is_dir(n->tree, n->tnode)) ||
-	    (n->kind == N_HF && !mfs_hfc_is_dir(&n->hf))) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	db = calloc(1, sizeof(*db));
-	if (!db) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	db->req = req;
-	struct list_ctx c = { .db = db, .dir = n, .fs = fs };
-	dirbuf_add(db, ".", S_IFDIR, n->in.ino);
-	dirbuf_add(db, "..", S_IFDIR, FUSE_ROOT_ID);
-	switch (n->kind) {
-	case N_ROOT:
-		dirbuf_add(db, DS_DIR, S_IFDIR, FUSE_ROOT_ID + 1);
-		(void)mfs_ix_list_orgs(fs->ix, MFS_REPO_MODEL, add_org, &c);
-		(void)mfs_hfc_list(fs->cat, fs->ix, NULL, add_hf, &c);
-		break;
-	case N_HF:
-		(void)mfs_hfc_list(fs->cat, fs->ix, &n->hf, add_hf, &c);
-		break;
-	case N_DSROOT:
-		(void)mfs_ix_list_orgs(fs->ix, MFS_REPO_DATASET, add_org, &c);
-		break;
-	case N_ORG:
-		(void)mfs_orgl_list(fs->orgl, n->repo.type, n->repo.id, add_repo, &c);
-		break;
-	default: {
-		const struct mfs_tree_node *d = &n->tree->nodes[n->tnode];
-		for (uint32_t i = 0; i < d->child_count; i++) {
-			uint32_t ch = n->tree->children[d->child_start + i];
-			const struct mfs_entry *e = n->tree->nodes[ch].e;
-			char key[MFS_PATH_MAX + 512];
-			size_t kl = make_key(key, sizeof(key), 'c', n->repo.type, n->repo.id,
-					     n->commit, e->path);
-			dirbuf_add(db, n->tree->nodes[ch].name,
-				   e->kind == MFS_KIND_DIR ? S_IFDIR : S_IFREG,
-				   key_ino(key, kl));
-		}
-		break;
-	}
-	}
-	if (db->err) {
-		int err = db->err;
-		free(db->p);
-		free(db->ends);
-		free(db);
-		fuse_reply_err(req, -err);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)db;
-	/* Commit directories never change: let the kernel cache listings. */
-	if (n->kind == N_COMMIT || n->kind == N_TREE ||
-	    (n->kind == N_HF && n->hf.kind == MFS_HFC_SNAP))
-		fi->cache_readdir = 1;
-	fuse_reply_open(req, fi);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	struct dirbuf *db = (struct dirbuf *)(uintptr_t)fi->fh;
-
-	(void)ino;
-	if (off < 0 || (size_t)off >= db->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	/* Offsets we hand out are entry ends; return whole entries that fit. */
-	size_t lo = 0, hi = db->n, end = (size_t)off;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (db->ends[mid] <= (size_t)off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < db->n && db->ends[i] - (size_t)off <= size; i++)
-		end = db->ends[i];
-	/* Reply from a private copy, not from db: the kernel completes the
-	 * request inside our writev, so the reader may close the directory and
-	 * a RELEASEDIR on another worker may free db before writev returns here
-	 * (seen under ASan, whose writev interceptor reads the iovec after the
-	 * syscall). db itself is valid until we answer: the reader is blocked
-	 * in getdents until then, so no RELEASEDIR can come first. The copy is
-	 * at most `size` bytes (one getdents buffer), cheaper than a refcount
-	 * and lock on every directory handle. */
-	size_t len = end - (size_t)off;
-	char *copy = malloc(len ? len : 1);
-	if (!copy) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memcpy(copy, db->p + off, len);
-	fuse_reply_buf(req, copy, len);
-	free(copy);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct dirbuf *db = (struct dirbuf *)(uintptr_t)fi->fh;
-
-	(void)ino;
-	free(db->p);
-	free(db->ends);
-	free(db);
-	fuse_reply_err(req, 0);
+	mfs_fs_offload(fs, req, n, NULL, NULL, slow_readlink, NULL, NULL);
 }
 
 /* ---- files ------------------------------------------------------------------------- */
@@ -653,6 +483,47 @@ static const struct mfs_entry *node_file(const struct fs_node *n, const struct m
 	*commit = n->commit;
 	return n->kind == N_TREE && !mfs_tree_is_dir(n->tree, n->tnode) ?
 	       n->tree->nodes[n->tnode].e : NULL;
+}
+
+/* rc: 0, or the open failed (of->blob closed already, if any). */
+static void open_answer(fuse_req_t req, struct mfs_once *o, int rc, struct open_file *of,
+			const struct mfs_entry *e, struct fuse_file_info *fi)
+{
+	if (!mfs_once_claim(o)) {
+		if (rc == 0 && of->blob)
+			mfs_blob_close(of->blob); /* answered EINTR: no release follows */
+		free(of);
+	} else if (rc) {
+		free(of);
+		fuse_reply_err(req, rc == -EACCES || (rc == -ENOENT && !e) ? -rc : EIO);
+	} else {
+		fi->fh = (uint64_t)(uintptr_t)of;
+		fi->keep_cache = e != NULL;   /* commit content never changes */
+		fi->noflush = 1;
+		fuse_reply_open(req, fi);
+	}
+	mfs_once_end(o);
+}
+
+static void slow_open(fuse_req_t req, struct mfs_once *o, void *arg)
+{
+	struct slow *s = arg;
+	struct open_file *of = s->of;
+	int rc = -EINTR;
+
+	if (mfs_once_interrupted(o)) {
+		if (of->blob)
+			mfs_blob_close(of->blob);
+	} else if (!s->e) {
+		/* an HF refs/<name> file: the commit it names now; direct I/O
+		 * so a moved branch shows at the next open after the ref TTL */
+		rc = mfs_hfc_ref_commit(s->fs->cat, &s->node.hf, of->ref);
+		s->fi.direct_io = 1;
+	} else if ((rc = mfs_blob_check_reachable(of->blob)) != 0) {
+		mfs_blob_close(of->blob);
+	}
+	open_answer(req, o, rc, of, s->e, &s->fi);
+	free(s);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -684,29 +555,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (!e) {
-		/* an HF refs/<name> file: the commit it names now; direct I/O
-		 * so a moved branch shows at the next open after the ref TTL */
-		rc = mfs_hfc_ref_commit(fs->cat, &n->hf, of->ref);
-		fi->direct_io = 1;
-	} else {
-		struct mfs_blob_desc d = {
-			.repo = repo, .commit = commit, .path = e->path,
-			.content_id = mfs_entry_content_id(e), .size = e->size,
-			.lfs = e->sha256[0] != '\0', .xet_hash = e->xet_hash,
-		};
-		rc = mfs_blob_open(fs->bio, &d, &of->blob);
-		if (rc == 0 && e->size > 0 && (rc = mfs_blob_check_reachable(of->blob)) != 0)
-			mfs_blob_close(of->blob);
-	}
-	if (rc) {
-		free(of);
-		fuse_reply_err(req, rc == -EACCES || (rc == -ENOENT && !e) ? -rc : EIO);
+		/* an HF refs/<name> file: resolved on the offload thread */
+		mfs_fs_offload(fs, req, n, fi, NULL, slow_open, of, NULL);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)of;
-	fi->keep_cache = e != NULL;   /* commit content never changes */
-	fi->noflush = 1;
-	fuse_reply_open(req, fi);
+	struct mfs_blob_desc d = {
+		.repo = repo, .commit = commit, .path = e->path,
+		.content_id = mfs_entry_content_id(e), .size = e->size,
+		.lfs = e->sha256[0] != '\0', .xet_hash = e->xet_hash,
+	};
+	rc = mfs_blob_open(fs->bio, &d, &of->blob);
+	/* an incomplete file asks a source whether it can be read: offloaded */
+	if (rc == 0 && e->size > 0 && !mfs_blob_complete(of->blob))
+		mfs_fs_offload(fs, req, n, fi, NULL, slow_open, of, e);
+	else
+		open_answer(req, NULL, rc, of, e, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -779,9 +642,9 @@ static const struct fuse_lowlevel_ops ops = {
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.readlink = op_readlink,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
+	.opendir = mfs_fsd_opendir,
+	.readdir = mfs_fsd_readdir,
+	.releasedir = mfs_fsd_releasedir,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,
@@ -815,7 +678,7 @@ int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	fs->uid = getuid();
 	fs->gid = getgid();
 	if (mfs_itab_init(&fs->nodes, sizeof(struct fs_node)) ||
-	    mfs_orgl_new(cat, ix, &fs->orgl) ||
+	    mfs_orgl_new(cat, ix, &fs->orgl) || mfs_offload_new(SLOW_MAX, &fs->slow) ||
 	    !mfs_itab_insert_at(&fs->nodes, &root.in, FUSE_ROOT_ID) ||
 	    !mfs_itab_insert_at(&fs->nodes, &ds.in, FUSE_ROOT_ID + 1))
 		goto fail;
@@ -826,10 +689,17 @@ fail:
 	return -ENOMEM;
 }
 
+void mfs_fs_quiesce(struct mfs_fs *fs)
+{
+	mfs_offload_free(fs->slow);
+	fs->slow = NULL;
+}
+
 void mfs_fs_free(struct mfs_fs *fs)
 {
 	if (!fs)
 		return;
+	mfs_fs_quiesce(fs);
 	mfs_itab_destroy(&fs->nodes);
 	mfs_orgl_free(fs->orgl);
 	free(fs);

@@ -35,6 +35,9 @@ struct mfs_fs_config {
 int mfs_fs_new(const struct mfs_fs_config *cfg, struct mfs_catalog *cat,
 	       struct mfs_ix *ix, struct mfs_fs **out);
 void mfs_fs_free(struct mfs_fs *fs);
+/* Waits for requests still working on other threads (fs/offload.h); call
+ * once the session loop ended, before the block layer stops. */
+void mfs_fs_quiesce(struct mfs_fs *fs);
 
 /* Must be called before the session starts; needed to invalidate the
  * kernel's pages of a blob that failed verification. */

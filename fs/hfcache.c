@@ -345,6 +345,15 @@ static int lookup_repo_dir(struct mfs_catalog *cat, struct mfs_ix *ix, const cha
 	return mfs_cat_resolve(cat, &out->repo, "", commit, &date);
 }
 
+bool mfs_hfc_lookup_may_fetch(const struct mfs_hfc_node *dir, const char *name)
+{
+	if (!dir)
+		return strcmp(name, LOCKS_DIR) != 0; /* a repo folder: resolved */
+	/* refs, snapshots and blobs resolve or list; the rest is in hand */
+	return dir->kind == MFS_HFC_REFS || dir->kind == MFS_HFC_SNAPS ||
+	       dir->kind == MFS_HFC_BLOBS;
+}
+
 int mfs_hfc_lookup(struct mfs_catalog *cat, struct mfs_ix *ix, const struct mfs_hfc_node *dir,
 		   const char *name, struct mfs_hfc_node *out)
 {

@@ -69,6 +69,10 @@ bool mfs_hfc_is_root_entry(const char *name);
 int mfs_hfc_lookup(struct mfs_catalog *cat, struct mfs_ix *ix, const struct mfs_hfc_node *dir,
 		   const char *name, struct mfs_hfc_node *out);
 
+/* false when mfs_hfc_lookup of name in dir (NULL: the root) answers from
+ * memory or the index alone; true when it may ask the hub. */
+bool mfs_hfc_lookup_may_fetch(const struct mfs_hfc_node *dir, const char *name);
+
 /* The node's identity (mfs_names_key with kind 'A' + kind); 0 if it
  * does not fit in cap. */
 size_t mfs_hfc_key(const struct mfs_hfc_node *n, char *buf, size_t cap);

@@ -169,6 +169,9 @@ out:
 		fuse_session_unmount(se);
 	if (handlers)
 		fuse_remove_signal_handlers(se);
+	/* Offloaded lookups and opens use the block layer and the session. */
+	if (fs)
+		mfs_fs_quiesce(fs);
 	/* Fetch threads and the evictor call into fs: stop them before it goes. */
 	mfs_ctx_stop_io(ctx);
 	if (se)

@@ -289,5 +289,120 @@ class MidLoadLlama(MidLoad):
                          "llama.cpp output differs from a local load")
 
 
+# What a caller does, by name -> (python statement on the mount at `mp`, the
+# FUSE request it waits in while the hub's API stalls).
+BLOCKING_CALLS = {
+    # lookup of a repo nobody used (its revision is asked of the hub)
+    "stat": ("os.stat(os.path.join(mp, 'Org', 'b'))", "lookup"),
+    # opendir of an org: its repo listing is asked of the hub
+    "listdir": ("os.listdir(os.path.join(mp, 'Org'))", "opendir"),
+    # open() of a file of an unused repo: the path walk's lookup waits
+    "open": ("open(os.path.join(mp, 'Org', 'b', 'x.txt'), 'rb')", "lookup"),
+    # readlink of a ref symlink past its TTL: the ref is asked again
+    "readlink": ("os.readlink(os.path.join(mp, 'Org', 'a'))", "lookup"),
+    # the huggingface_hub cache view: a repo folder not in the index
+    "hfcache": ("os.stat(os.path.join(mp, 'models--Org--b'))", "lookup"),
+}
+STALL_S = 5.0          # the hub's API answers after this (longer than the limit)
+
+
+class Interruptible(MountCase):
+    """Issue 10 item 4: SIGKILL takes effect within 1 s for every request
+    kind, not only reads: a process blocked in a lookup, opendir, open or
+    readlink waiting on a hub fetch is reaped at once (the daemon answers
+    FUSE_INTERRUPT with EINTR), and the daemon stays healthy."""
+
+    def setUp(self):
+        super().setUp()
+        self.data = rand_bytes(3 * MiB, seed=43)
+        make_repo(self.root, "Org/a", {"w.bin": self.data})
+        make_repo(self.root, "Org/b", {"x.txt": b"b" * 100})
+        self.start_sim()
+        # a short ref TTL so a ref symlink asks the hub again; a fetch
+        # timeout far past the stall so the stall is a wait, not a failure
+        self.mp = self.mount(args=["--fetch-timeout", "30", "--ref-ttl", "1"])
+        self.assertIsNotNone(daemon_pid(self.mp))
+        # cached on disk, named by commit (no ref: nothing to ask the hub)
+        target = os.readlink(os.path.join(self.mp, "Org", "a"))
+        self.cached = os.path.join(self.mp, "Org", target, "w.bin")
+        self.assertFileEqual(self.cached, self.data)
+
+    def cached_read(self):
+        """Bytes through the daemon, not the page cache."""
+        fd = os.open(self.cached, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return os.pread(fd, len(self.data), 0)
+        finally:
+            os.close(fd)
+
+    def check_kill_while_blocked(self, kind):
+        stmt, request = BLOCKING_CALLS[kind]
+        time.sleep(1.2)  # past the ref TTL and the org listing's
+        fid = self.sim.fault("stall", route="api", seconds=STALL_S, count=-1)
+        code = "import os, sys\nmp = sys.argv[1]\n%s\nprint('done', flush=True)\n" % stmt
+        p = subprocess.Popen([sys.executable, "-c", code, self.mp], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(30),
+                                 p.stdout.close(), p.stderr.close()))
+        self.assertTrue(wait_until(lambda: self.sim.fired(fid) > 0, timeout=10, step=0.02),
+                        "%s never reached the hub" % kind)
+        time.sleep(0.3)  # well inside the stall: the caller waits in its %s
+        self.assertIsNone(p.poll(), "%s ended during the stall" % kind)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        dt = time.monotonic() - t0
+        sys.stdout.write("%s (%s) blocked on the hub: SIGKILL took effect in %.3f s\n"
+                         % (kind, request, dt))
+        self.assertLessEqual(dt, 1.0, "SIGKILL of a caller blocked in %s (%s) took %.3f s"
+                             % (kind, request, dt))
+        # the daemon stays healthy: a cached read answers during the stall...
+        self.assertEqual(self.cached_read(), self.data)
+        # ...and once the hub answers again, the same call works
+        self.sim.clear_faults()
+        r = subprocess.run([sys.executable, "-c", code, self.mp], capture_output=True,
+                           timeout=60, text=True)
+        self.assertEqual(r.returncode, 0, "%s after the stall: %s" % (kind, r.stderr[-1500:]))
+
+    def test_killed_callers_fetch_still_fills_the_catalog(self):
+        """The interrupt answers the caller but does not cancel the fetch:
+        it completes and the next caller finds its answer."""
+        import urllib.request
+        with urllib.request.urlopen(self.sim.hub + "/api/models/Org/b/revision/main") as r:
+            sha = json.load(r)["sha"]
+        path = os.path.join(self.mp, "Org", "b@" + sha, "x.txt")
+        self.sim.fault("stall", route="api", seconds=STALL_S, count=-1)
+        p = subprocess.Popen([sys.executable, "-c", "import os, sys; os.stat(sys.argv[1])", path],
+                             stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(30)))
+        tree_key = "api:/api/models/Org/b/tree/" + sha
+        self.assertTrue(wait_until(lambda: self.sim.stats()["requests_by_path"].get(
+            "api:/api/models/Org/b/revision/" + sha), timeout=10, step=0.02))
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        self.assertLessEqual(time.monotonic() - t0, 1.0)
+        # the commit resolved after the kill: its tree listing still goes out
+        self.assertTrue(wait_until(lambda: self.sim.stats()["requests_by_path"].get(tree_key),
+                                   timeout=3 * STALL_S, step=0.05), "the fetch was cancelled")
+        self.sim.clear_faults()
+        before = self.sim.stats()["requests"]["api"]
+        self.assertEqual(os.stat(path).st_size, 100)
+        self.assertEqual(self.sim.stats()["requests"]["api"], before,
+                         "the next caller asked the hub again")
+
+
+def _add_kill(kind):
+    def t(self):
+        self.check_kill_while_blocked(kind)
+    t.__name__ = "test_sigkill_in_%s" % kind
+    setattr(Interruptible, t.__name__, t)
+
+
+for _k in BLOCKING_CALLS:
+    _add_kill(_k)
+
+
 if __name__ == "__main__":
     unittest.main()
