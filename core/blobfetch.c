@@ -536,10 +536,6 @@ void bio_run_job(struct job *j)
 	}
 }
 
-/* How recent a source's last answer must be for a small file's open to
- * skip the probe. */
-#define SMALL_UP_MS 2000
-
 int mfs_blob_check_reachable(struct mfs_blob *b)
 {
 	struct mfs_blobio *bio = b->bio;
@@ -558,17 +554,20 @@ int mfs_blob_check_reachable(struct mfs_blob *b)
 		goto refuse;
 	}
 	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
-	/* A small file (one block) whose source answered a moment ago and has
-	 * not failed since is not probed: its read is the check, and a
-	 * dataset of small files then costs two requests per file (/resolve
-	 * and its target) instead of three. */
-	if (b->nblocks <= 1 && mfs_srcset_known_up(bio->src, &rq, SMALL_UP_MS))
+	/* A small file (one block) whose source is up by the health state
+	 * (fetch/health.h) is not probed: its read is the check. That read
+	 * finds a source that died since as fast as a probe would (a black
+	 * hole within MFS_HTTP_DEAD_MS, on a reused connection too; a refusal
+	 * or a close at once), so it still fails within the second, and a
+	 * dataset of small files costs no probe per file. */
+	if (b->nblocks <= 1 && mfs_srcset_known_up(bio->src, &rq))
 		return 0;
-	/* Otherwise always ask: trusting a source that answered a moment ago is exactly
-	 * the case that hangs a loader (header read, source dies, the loader
-	 * reopens and populates). One probe per open of an incomplete file is
-	 * the price; a complete file costs nothing. Refuse only what retrying
-	 * cannot fix (mfs_srcset_probe lets a 429/5xx answer through). */
+	/* A multi-block file is always asked: trusting a source that answered
+	 * a moment ago is exactly the case that hangs a loader (header read,
+	 * source dies, the loader reopens and populates). One probe per open
+	 * of an incomplete file is the price; a complete file costs nothing.
+	 * Refuse only what retrying cannot fix (mfs_srcset_probe lets a
+	 * 429/5xx answer through). */
 	rc = mfs_srcset_probe(bio->src, &rq, &oc);
 	if (bio->cat && oc.hub_tried)
 		mfs_cat_note_hub(bio->cat, oc.hub_rc == -EACCES || oc.hub_rc == -ENOENT ||

@@ -542,6 +542,14 @@ void mfs_health_note_exchange(struct mfs_healthset *hs, int id, int curl_code,
 	if (cc == CURLE_OK || cc == CURLE_WRITE_ERROR || cc == CURLE_OUT_OF_MEMORY ||
 	    cc == CURLE_URL_MALFORMAT)
 		return;
+	if (r->dead_path) {
+		/* nothing acknowledged at the TCP level: reused connection or
+		 * not, that is no stale socket but an outage */
+		snprintf(why, sizeof(why), "no answer: nothing acknowledged in %d ms",
+			 MFS_HTTP_DEAD_MS);
+		mfs_health_note(hs, id, MFS_HEV_TRANSPORT, why);
+		return;
+	}
 	if (!connected || (r->new_conn && r->body_bytes == 0)) {
 		snprintf(why, sizeof(why), "%s%s", curl_easy_strerror(cc),
 			 r->status ? " after the headers" : "");
@@ -562,7 +570,8 @@ int mfs_health_http_probe(void *ctx, const char *origin, char *why, size_t whyca
 	mfs_http_resp_init(&resp);
 	{
 		struct mfs_http_req req = { .url = url, .timeout_ms = 2000,
-					    .connect_timeout_ms = 1000, .body = mfs_http_body_stop };
+					    .connect_timeout_ms = 1000, .dead_ms = MFS_HTTP_DEAD_MS,
+					    .body = mfs_http_body_stop };
 		cc = mfs_http_perform(pool, &req, &resp, &connected);
 	}
 	if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && resp.status != 0)) {

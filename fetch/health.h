@@ -87,7 +87,9 @@ void mfs_health_want(struct mfs_healthset *hs, int id);
  * is OK or a server error; a failure is TRANSPORT only when no connection
  * was made, or a fresh one failed before any body byte (a reused socket
  * may just have gone stale; a transfer broken after progress is resumed,
- * not a dead source). Our own abort of an answer counts as the answer. */
+ * not a dead source), or when the path was found dead (resp->dead_path:
+ * nothing acknowledged at the TCP level, on any connection). Our own
+ * abort of an answer counts as the answer. */
 struct mfs_http_resp;
 void mfs_health_note_exchange(struct mfs_healthset *hs, int id, int curl_code,
 			      const struct mfs_http_resp *r, bool connected);

@@ -20,15 +20,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Idle handles kept for reuse; more concurrent callers simply create extra
  * handles that are freed when the pool is full. */
 #define POOL_IDLE_MAX 16
+/* Sockets one handle's connection cache tracks for the dead-path check
+ * (hub, CDN, a proxy: a handle keeps a few connections). */
+#define CONN_FDS_MAX 8
+
+/* One easy handle and the multi handle that drives it: the multi holds
+ * the connection cache (keep-alive survives between calls) and lets
+ * mfs_http_perform wake up when it wants, not only when curl does. Used
+ * by one thread at a time (taken from the pool). */
+struct conn {
+	CURL *h;
+	CURLM *m;
+	int fds[CONN_FDS_MAX];     /* this handle's open sockets (-1: free slot) */
+};
 
 struct mfs_http_pool {
 	pthread_mutex_t mu;
-	CURL *idle[POOL_IDLE_MAX]; /* protected by mu */
+	struct conn *idle[POOL_IDLE_MAX]; /* protected by mu */
 	size_t n_idle;             /* protected by mu */
 	char ua[160];              /* immutable after creation */
 };
@@ -69,41 +86,112 @@ out:
 	return rc;
 }
 
+static void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	/* the multi closes its cached connections through close_cb: c lives
+	 * until then */
+	if (c->m)
+		curl_multi_cleanup(c->m);
+	if (c->h)
+		curl_easy_cleanup(c->h);
+	free(c);
+}
+
 void mfs_http_pool_free(struct mfs_http_pool *p)
 {
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->n_idle; i++)
-		curl_easy_cleanup(p->idle[i]);
+		conn_free(p->idle[i]);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
 
-static CURL *pool_take(struct mfs_http_pool *p)
+static struct conn *pool_take(struct mfs_http_pool *p)
 {
-	CURL *h = NULL;
+	struct conn *c = NULL;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->n_idle > 0)
-		h = p->idle[--p->n_idle];
+		c = p->idle[--p->n_idle];
 	pthread_mutex_unlock(&p->mu);
-	if (h)
-		curl_easy_reset(h); /* keeps live connections and DNS cache */
-	else
-		h = curl_easy_init();
-	return h;
+	if (c) {
+		curl_easy_reset(c->h); /* the multi keeps live connections and DNS */
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < CONN_FDS_MAX; i++)
+		c->fds[i] = -1;
+	c->h = curl_easy_init();
+	c->m = curl_multi_init();
+	if (!c->h || !c->m) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
 }
 
-static void pool_put(struct mfs_http_pool *p, CURL *h)
+static void pool_put(struct mfs_http_pool *p, struct conn *c)
 {
 	pthread_mutex_lock(&p->mu);
 	if (p->n_idle < POOL_IDLE_MAX) {
-		p->idle[p->n_idle++] = h;
-		h = NULL;
+		p->idle[p->n_idle++] = c;
+		c = NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
-	if (h)
-		curl_easy_cleanup(h);
+	conn_free(c);
+}
+
+/* curl made a socket for one of c's connections: remember it. */
+static int sockopt_cb(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+	struct conn *c = ud;
+
+	(void)purpose;
+	for (size_t i = 0; i < CONN_FDS_MAX; i++)
+		if (c->fds[i] < 0) {
+			c->fds[i] = fd;
+			break;
+		}
+	/* no room: that socket is merely not checked for a dead path */
+	return CURL_SOCKOPT_OK;
+}
+
+static int close_cb(void *ud, curl_socket_t fd)
+{
+	struct conn *c = ud;
+
+	for (size_t i = 0; i < CONN_FDS_MAX; i++)
+		if (c->fds[i] == fd)
+			c->fds[i] = -1;
+	return close(fd);
+}
+
+/* The path to the server is dead when one of c's sockets has been
+ * connecting since the exchange began (SYN unanswered), or holds request
+ * bytes the kernel already had to retransmit and the server's TCP still
+ * has not acknowledged: a black hole. A server that is merely slow to
+ * answer has acknowledged the request; idle cached connections hold no
+ * unacknowledged bytes. */
+static bool path_dead(const struct conn *c)
+{
+	for (size_t i = 0; i < CONN_FDS_MAX; i++) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (c->fds[i] < 0 ||
+		    getsockopt(c->fds[i], IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+			continue;
+		if (ti.tcpi_state == TCP_SYN_SENT ||
+		    (ti.tcpi_state == TCP_ESTABLISHED && ti.tcpi_unacked > 0 &&
+		     ti.tcpi_retransmits > 0))
+			return true;
+	}
+	return false;
 }
 
 void mfs_http_resp_init(struct mfs_http_resp *r)
@@ -421,6 +509,7 @@ struct xfer {
 	struct mfs_http_resp *resp;
 	int64_t last_activity_ms; /* when the last header or body byte came */
 	bool stalled;
+	bool answered;            /* a header or body byte arrived */
 };
 
 static char *dup_value(const char *v, size_t n)
@@ -449,6 +538,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
 	char *val;
 
 	x->last_activity_ms = mfs_now_ms();
+	x->answered = true;
 	while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
 		n--;
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
@@ -524,6 +614,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 
 	x->last_activity_ms = mfs_now_ms();
+	x->answered = true;
 	x->resp->body_bytes += n;
 	if (x->req->body && !x->req->body(x->req->body_ctx, x->resp, data, n))
 		return 0; /* != n: curl aborts with CURLE_WRITE_ERROR */
@@ -548,6 +639,55 @@ static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 		return 1; /* aborts with CURLE_ABORTED_BY_CALLBACK */
 	}
 	return 0;
+}
+
+/* How often a transfer not yet answered is checked for a dead path once
+ * req->dead_ms has passed. */
+#define DEAD_RECHECK_MS 50
+
+/* Drives one transfer on c's multi handle. Unlike curl_easy_perform, it
+ * wakes up when req->dead_ms is due (curl alone would sleep up to a
+ * second between progress calls) to look for a dead path. */
+static CURLcode run(struct conn *c, struct xfer *x)
+{
+	const struct mfs_http_req *req = x->req;
+	int64_t start = mfs_now_ms();
+	CURLcode cc = CURLE_OK;
+
+	if (curl_multi_add_handle(c->m, c->h) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	for (;;) {
+		int running = 0, wait_ms = 1000;
+		CURLMsg *msg;
+
+		if (curl_multi_perform(c->m, &running) != CURLM_OK) {
+			cc = CURLE_FAILED_INIT;
+			break;
+		}
+		if (!running) {
+			int left;
+			while ((msg = curl_multi_info_read(c->m, &left)))
+				if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->h)
+					cc = msg->data.result;
+			break;
+		}
+		if (req->dead_ms > 0 && !x->answered) {
+			int64_t due = start + req->dead_ms - mfs_now_ms();
+			if (due <= 0 && path_dead(c)) {
+				/* removing the handle mid-transfer closes that connection */
+				x->resp->dead_path = true;
+				cc = CURLE_OPERATION_TIMEDOUT;
+				break;
+			}
+			wait_ms = due <= 0 ? DEAD_RECHECK_MS : due < wait_ms ? (int)due : wait_ms;
+		}
+		if (curl_multi_poll(c->m, NULL, 0, wait_ms, NULL) != CURLM_OK) {
+			cc = CURLE_FAILED_INIT;
+			break;
+		}
+	}
+	curl_multi_remove_handle(c->m, c->h);
+	return cc;
 }
 
 /* "X-Amzn-Trace-Id: <uuid4>": lets a request be found in server logs. */
@@ -578,9 +718,10 @@ static void trace_header(char *buf, size_t buflen)
 CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *req,
 			  struct mfs_http_resp *resp, bool *connected)
 {
+	struct conn *c;
 	CURL *h;
 	struct curl_slist *hdrs = NULL, *tmp;
-	struct xfer x = { req, resp, mfs_now_ms(), false };
+	struct xfer x = { req, resp, mfs_now_ms(), false, false };
 	char trace[64], range[64];
 	char *auth = NULL;
 	size_t auth_len = 0;
@@ -589,9 +730,10 @@ CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *re
 
 	*connected = false;
 	mfs_http_resp_clear(resp);
-	h = pool_take(p);
-	if (!h)
+	c = pool_take(p);
+	if (!c)
 		return CURLE_OUT_OF_MEMORY;
+	h = c->h;
 
 	trace_header(trace, sizeof(trace));
 	if (!(tmp = curl_slist_append(hdrs, trace)))
@@ -646,8 +788,12 @@ CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *re
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
 
-	cc = curl_easy_perform(h);
+	cc = run(c, &x);
 	if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
 		cc = CURLE_OPERATION_TIMEDOUT;
 	if (curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre > 0)
@@ -670,6 +816,6 @@ out:
 		explicit_bzero(auth, auth_len);
 		free(auth);
 	}
-	pool_put(p, h);
+	pool_put(p, c);
 	return cc;
 }

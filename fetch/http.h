@@ -2,8 +2,12 @@
  * http.h - the small libcurl wrapper under fetch/hub.c (internal to fetch/).
  *
  * What it does:
- *   - a pool of reusable CURL easy handles (keep-alive connections survive
- *     between calls because curl_easy_reset keeps the connection cache);
+ *   - a pool of reusable CURL easy handles, each driven by a multi handle
+ *     of its own that keeps its connection cache (keep-alive connections
+ *     survive between calls);
+ *   - tells a dead path (a black hole: nothing acknowledged at the TCP
+ *     level) from a slow server within req->dead_ms, on a fresh or a
+ *     reused connection;
  *   - one HTTP exchange per mfs_http_perform call, redirects NEVER followed
  *     (hub.c follows them by hand so it can decide where the token goes);
  *   - parses the response headers hub.c needs, resetting them at every
@@ -42,6 +46,11 @@ struct mfs_http_resp {
 	bool new_conn;            /* the exchange opened a fresh connection (a
 				   * failure there says the origin is down; on a
 				   * reused one it may just be a stale socket) */
+	bool dead_path;           /* given up after req->dead_ms: nothing answered
+				   * and the path is dead (a connect unanswered,
+				   * or request bytes retransmitted and still not
+				   * acknowledged): an outage, reused connection
+				   * or not */
 };
 
 void mfs_http_resp_init(struct mfs_http_resp *r);
@@ -69,9 +78,23 @@ struct mfs_http_req {
 	long timeout_ms;          /* whole exchange, > 0 */
 	long connect_timeout_ms;  /* > 0 */
 	long stall_ms;            /* abort when no byte arrives for this long; 0 = off */
+	long dead_ms;             /* from this long after the start until the first
+				   * response byte, give up as soon as the path
+				   * is dead (resp->dead_path); a slow server
+				   * that acknowledged the request is waited
+				   * for. 0 = off */
 	mfs_http_body_fn body;    /* NULL: body discarded */
 	void *body_ctx;
 };
+
+/* The dead_ms every fetch/ client uses: a request the server's TCP has
+ * not acknowledged this long after it started (retransmitted at least
+ * once by then: the kernel's shortest retransmission timeout is 200 ms),
+ * or a connect not done by then, is an outage. Well inside the 1 s in
+ * which a reader with no source left must get its EIO; a path with a
+ * round trip over ~150 ms that also loses the request's packet can trip
+ * it (the origin is then down until its next background probe, 1 s). */
+#define MFS_HTTP_DEAD_MS 500
 
 int mfs_http_pool_new(struct mfs_http_pool **out);
 void mfs_http_pool_free(struct mfs_http_pool *p);
@@ -79,7 +102,8 @@ void mfs_http_pool_free(struct mfs_http_pool *p);
 /* Performs one exchange. `resp` must be initialised; it is cleared first.
  * Returns the CURLcode (CURLE_OK when an HTTP response was completely
  * received, whatever its status). A stall (req->stall_ms without a byte)
- * is reported as CURLE_OPERATION_TIMEDOUT. *connected tells whether a
+ * is reported as CURLE_OPERATION_TIMEDOUT, and so is a dead path
+ * (resp->dead_path). *connected tells whether a
  * connection was ever established (distinguishes "host down" timeouts). */
 CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *req,
 			  struct mfs_http_resp *resp, bool *connected);

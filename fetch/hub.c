@@ -177,6 +177,9 @@ int mfs_hub_exchange(struct mfs_hub *hub, struct mfs_http_req *req,
 	 * a stall: half the budget leaves room to resume on a new connection. */
 	stall_ms = hub->fetch_timeout_ms / 2 < 10000 ? hub->fetch_timeout_ms / 2 : 10000;
 	req->stall_ms = stall_ms < 1000 ? 1000 : stall_ms;
+	/* a black hole is known within half a second, on a reused connection
+	 * too: a reader with no other source fails within the second */
+	req->dead_ms = MFS_HTTP_DEAD_MS;
 
 	mfs_http_url_for_log(req->url, shown, sizeof(shown));
 	mfs_debug("hub: %s %s", req->head ? "HEAD" : "GET", shown);
@@ -196,7 +199,9 @@ int mfs_hub_exchange(struct mfs_hub *hub, struct mfs_http_req *req,
 		rc = -EHOSTDOWN;
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		if (now >= deadline)
+		if (resp->dead_path)
+			rc = -EHOSTDOWN; /* nothing acknowledged there: an outage */
+		else if (now >= deadline)
 			rc = -ETIMEDOUT;
 		else if (!connected)
 			rc = -EHOSTDOWN; /* connect timeout: nobody answers there */

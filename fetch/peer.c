@@ -216,6 +216,7 @@ static void peer_req(const struct mfs_peer *p, struct mfs_http_req *req, const c
 	req->token = p->token;
 	req->proxy = p->proxy;
 	req->connect_timeout_ms = p->connect_timeout_ms;
+	req->dead_ms = MFS_HTTP_DEAD_MS;
 }
 
 int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint,

@@ -593,31 +593,13 @@ int mfs_srcset_probe(struct mfs_srcset *s, const struct mfs_src_read *rq,
 	return best ? best : rc;
 }
 
-bool mfs_srcset_known_up(struct mfs_srcset *s, const struct mfs_src_read *rq,
-			 int64_t within_ms)
+bool mfs_srcset_known_up(struct mfs_srcset *s, const struct mfs_src_read *rq)
 {
 	int order[MFS_SRC_MAX];
-	int64_t ok, bad, now = mfs_now_ms();
-	struct src *x;
 
-	if (!s || plan(s, rq, order) == 0)
-		return false;
-	x = &s->src[order[0]];
-	pthread_mutex_lock(&s->mu);
-	ok = x->st.last_ok_ms;
-	bad = x->st.last_err_ms;
-	if (x->demoted_until > now)
-		bad = now;
-	pthread_mutex_unlock(&s->mu);
-	if (x->ops->last_seen) {
-		int64_t a = 0, f = 0;
-		x->ops->last_seen(x->conn, &a, &f);
-		if (a > ok)
-			ok = a;
-		if (f > bad)
-			bad = f;
-	}
-	return ok > 0 && now - ok <= within_ms && ok >= bad;
+	/* plan() leaves out every source whose origin is down and puts the
+	 * demoted ones last: the first one it names is up and trusted */
+	return s && plan(s, rq, order) > 0 && !mfs_srcset_demoted(s, order[0]);
 }
 
 int mfs_srcset_health_write(struct mfs_srcset *s, const char *path)

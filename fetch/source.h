@@ -111,11 +111,12 @@ int mfs_srcset_read(struct mfs_srcset *s, const struct mfs_src_read *rq, uint64_
 int mfs_srcset_probe(struct mfs_srcset *s, const struct mfs_src_read *rq,
 		     struct mfs_src_outcome *oc);
 
-/* true when the source a read would ask first answered within within_ms
- * and has not failed since: the caller may skip a probe (at most two
- * requests for a small file: /resolve and its target). */
-bool mfs_srcset_known_up(struct mfs_srcset *s, const struct mfs_src_read *rq,
-			 int64_t within_ms);
+/* true when the source a read would ask first is up by the health state
+ * (fetch/health.h: no transport failure or run of 5xx since it last
+ * answered, or never asked) and not demoted; no I/O. The caller may skip
+ * a probe when the read itself fails as fast as a probe would (a small
+ * file: its read is one request to that source). */
+bool mfs_srcset_known_up(struct mfs_srcset *s, const struct mfs_src_read *rq);
 
 /* A source sent bytes that failed verification: demote it (longer than
  * for transport errors; the hub is never skipped for it, it is the last
@@ -139,10 +140,6 @@ struct mfs_src_ops {
 	 * error status). */
 	int (*probe)(void *conn, const struct mfs_src_read *rq);
 	void (*destroy)(void *conn); /* NULL: the set does not own conn */
-	/* Optional: when the server last answered anything (monotonic ms, 0 =
-	 * never) and last failed to (transport); calls made outside the set
-	 * (listings) count too. */
-	void (*last_seen)(void *conn, int64_t *answered_ms, int64_t *failed_ms);
 	/* A cache asked by content id (peers): ranked by rendezvous hashing and
 	 * skipped with skip_peers or without a content id; its "not found"
 	 * says nothing about the file, and an error status to a probe does

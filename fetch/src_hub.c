@@ -18,15 +18,6 @@ static int src_hub_probe(void *conn, const struct mfs_src_read *rq)
 	return mfs_hub_probe(conn, &rq->file);
 }
 
-static void src_hub_last_seen(void *conn, int64_t *answered_ms, int64_t *failed_ms)
-{
-	struct mfs_hub_health h;
-
-	mfs_hub_health(conn, &h);
-	*answered_ms = h.last_ok_ms;
-	*failed_ms = h.last_down_ms;
-}
-
 static void src_mirror_destroy(void *conn)
 {
 	mfs_hub_free(conn);
@@ -36,7 +27,6 @@ const struct mfs_src_ops mfs_src_hub_ops = {
 	.kind = MFS_SRC_HUB,
 	.read = src_hub_read,
 	.probe = src_hub_probe,
-	.last_seen = src_hub_last_seen,
 };
 
 const struct mfs_src_ops mfs_src_mirror_ops = {
@@ -44,5 +34,4 @@ const struct mfs_src_ops mfs_src_mirror_ops = {
 	.read = src_hub_read,
 	.probe = src_hub_probe,
 	.destroy = src_mirror_destroy,
-	.last_seen = src_hub_last_seen,
 };

@@ -264,11 +264,6 @@ class OutageRun:
         self.setup()
         self.start_outage()
         self.cells["cached"] = self.cached_cell()
-        # A one-block file's open is not probed while its source answered
-        # within the last 2 s (core/blobfetch.c SMALL_UP_MS); its read then
-        # meets a black hole only at the connect timeout. The cells measure
-        # the outage past that window.
-        time.sleep(2.1)
         self.cells["small"] = timed(lambda: read_at(self.p("small-a.txt"), 0, 4096))
         self.cells["lfs"] = timed(lambda: read_at(self.p("w1.gguf"), MiB, 64 * 1024))
         self.cells["populate"] = populate_cell(self.p("w2.gguf"))

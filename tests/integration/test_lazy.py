@@ -9,7 +9,7 @@ small file.
 - reading a 3 MiB safetensors header sequentially fetches its blocks and
   no read-ahead into tensor data;
 - a small file costs at most two hub requests (/resolve and its target),
-  none a probe, once the hub answered a moment ago;
+  none a probe, while the hub is up (its health state);
 - a full sequential read still fetches every byte once.
 
 Each assertion failed on the code before issue 15 (13.6 MB for the bounded

@@ -10,6 +10,10 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "fetch/health.h"
 #include "fetch/http.h"
@@ -250,4 +254,55 @@ Test(health, a_waiting_reader_brings_the_next_probe_forward_at_most_once_a_secon
 	cr_assert_eq(mfs_health_probe_now(hs), 1);
 	cr_assert(mfs_health_up(hs, a));
 	mfs_healthset_free(hs);
+}
+
+Test(health, a_dead_path_takes_it_down_even_on_a_reused_connection)
+{
+	struct mfs_healthset *hs = new_set();
+	int a = mfs_health_id(hs, "http://h:1");
+	struct mfs_http_resp r;
+
+	mfs_http_resp_init(&r);
+	/* a reused socket that timed out may have been a stale one: not held
+	 * against the origin */
+	mfs_health_note_exchange(hs, a, CURLE_OPERATION_TIMEDOUT, &r, true);
+	cr_assert(mfs_health_up(hs, a));
+	/* nothing acknowledged at the TCP level is an outage, reused or not */
+	r.dead_path = true;
+	mfs_health_note_exchange(hs, a, CURLE_OPERATION_TIMEDOUT, &r, true);
+	cr_assert_not(mfs_health_up(hs, a));
+	mfs_healthset_free(hs);
+}
+
+/* A server whose kernel takes the connection and acknowledges the request
+ * but never answers (listening, never accepting) is slow, not a dead
+ * path: the exchange runs into its own timeout without dead_path. */
+Test(health, a_silent_server_that_acknowledges_is_not_a_dead_path)
+{
+	struct mfs_http_pool *pool;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	char url[64];
+
+	cr_assert_geq(ls, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(ls, 4), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned)ntohs(sa.sin_port));
+	cr_assert_eq(mfs_http_pool_new(&pool), 0);
+	struct mfs_http_req req = { .url = url, .timeout_ms = 700, .connect_timeout_ms = 700,
+				    .dead_ms = 100 };
+	struct mfs_http_resp r;
+	bool connected = false;
+	int64_t t0 = mfs_now_ms();
+
+	mfs_http_resp_init(&r);
+	CURLcode cc = mfs_http_perform(pool, &req, &r, &connected);
+	cr_assert_eq(cc, CURLE_OPERATION_TIMEDOUT, "%s", curl_easy_strerror(cc));
+	cr_assert_not(r.dead_path, "the request was acknowledged: only slow");
+	cr_assert_geq(mfs_now_ms() - t0, 650, "waited for the answer until the timeout");
+	mfs_http_resp_clear(&r);
+	mfs_http_pool_free(pool);
+	close(ls);
 }
