@@ -63,7 +63,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -80,6 +79,8 @@ sys.path.insert(0, os.path.join(SRC, "examples"))
 from client import HubSim, make_repo  # noqa: E402
 from benchlib import daemon_pid, gen_random, mounted, parse_size, proc_cpu  # noqa: E402
 import make_static_mirror  # noqa: E402
+import nginxrun  # noqa: E402
+from nginxrun import NGINX, free_port  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -87,29 +88,7 @@ REPO = "BenchOrg/cmp"
 FNAME = "model.bin"
 GGUF = "model.gguf"
 RUNNER = os.path.join(SRC, "tests", "llama", "run_llama.mjs")
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-LOG_FORMAT = "log_format cmp '$request_method $uri $status $body_bytes_sent';"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("nginx exited (%d)" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx not listening on %d" % port)
+LOG_FORMAT = "'$request_method $uri $status $body_bytes_sent'"
 
 
 def timed_read(path, limit_s, nbytes=None):
@@ -136,7 +115,7 @@ class Bench:
         self.a = a
         self.tmp = tempfile.mkdtemp(prefix="bench-cmp-", dir=a.tmpdir)
         self.sim = self.simlog = None
-        self.nginx = None
+        self.nginx = self.nginxlog = None
         self.mounts = []   # (mountpoint, proc or None)
         self.procs = []
         self.rows = []     # (net, tool, figure, value, baseline text)
@@ -157,6 +136,8 @@ class Bench:
             self.sim.stop()
         if self.simlog:
             self.simlog.close()
+        if self.nginxlog:
+            self.nginxlog.close()
         if self.a.keep:
             print("info: kept %s" % self.tmp)
         else:
@@ -241,7 +222,6 @@ class Bench:
         # rclone and httpdirfs, each unshaped and capped
         d = os.path.join(self.tmp, "nginx")
         os.makedirs(os.path.join(d, "logs"))
-        self.access = os.path.join(d, "logs", "access.log")
         self.ports = {"plain": free_port(), "capped": free_port()}
         servers = []
         for net, port in self.ports.items():
@@ -253,34 +233,14 @@ class Bench:
             if net == "capped":
                 extra += "    limit_rate %d;\n" % (a.rate_mbps * 1000 * 1000 // 8)
             servers.append(block.replace("    autoindex off;\n", "    autoindex off;\n" + extra, 1))
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("""daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid %(d)s/nginx.pid;
-error_log %(d)s/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    %(fmt)s
-    access_log %(access)s cmp;
-    client_body_temp_path %(d)s/cb;
-    proxy_temp_path %(d)s/pt;
-    fastcgi_temp_path %(d)s/ft;
-    uwsgi_temp_path %(d)s/ut;
-    scgi_temp_path %(d)s/st;
-    sendfile on;
-    tcp_nopush on;
-%(servers)s
-}
-""" % {"d": d, "fmt": LOG_FORMAT, "access": self.access, "servers": "\n".join(servers)})
-        self.nginx = subprocess.Popen([NGINX, "-p", d, "-c", conf], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL,
-                                      stderr=open(os.path.join(d, "logs", "stderr.log"), "ab"))
+        self.nginxlog = open(os.path.join(d, "logs", "stderr.log"), "ab")
+        self.nginx, self.access = nginxrun.start(d, "\n".join(servers), LOG_FORMAT,
+                                                 self.nginxlog, error_level="warn",
+                                                 worker_connections=1024,
+                                                 http_extra="    tcp_nopush on;\n")
         self.procs.append(self.nginx)
         for port in self.ports.values():
-            wait_port(port, self.nginx)
+            nginxrun.wait_listening(self.nginx, port)
         print("info: %s %.0f MiB (random)%s, nginx plain :%d, capped :%d at %d Mbit/s per "
               "connection" % (FNAME, a.size / MiB,
                               ", %s %.0f MiB" % (GGUF, a.llama_size / MiB) if a.llama else "",

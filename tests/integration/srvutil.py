@@ -16,14 +16,8 @@ from harness import MODELFS, SRC, HubSim
 
 sys.path.insert(0, os.path.join(SRC, "bench"))
 from serve_load import rss_kb  # noqa: E402,F401  (shared with the load bench)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+import nginxrun  # noqa: E402  (shared with the benches)
+from nginxrun import free_port  # noqa: E402,F401
 
 
 def start_serve(case, cache, *args, port=0, env=None):
@@ -48,13 +42,7 @@ def start_serve(case, cache, *args, port=0, env=None):
 
 
 def stop_proc(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    nginxrun.stop(p, signal.SIGTERM)
     if p.stdout:
         p.stdout.close()
 

@@ -16,27 +16,24 @@ paths in the test's directory, a free 127.0.0.1 port, `daemon off;`) and
 stops it in cleanup, failed or not.
 """
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import unittest
 
 from harness import SRC, MountCase, make_repo, rand_bytes, read_file, wait_until
 from srvutil import free_port, http
 
 sys.path.insert(0, os.path.join(SRC, "examples"))
+sys.path.insert(0, os.path.join(SRC, "bench"))
 import make_static_mirror  # noqa: E402
+import nginxrun  # noqa: E402
+from nginxrun import NGINX, wait_listening  # noqa: E402
 
 MiB = 1 << 20
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 # $request_uri: as the client sent it ($uri is rewritten by try_files);
 # $upstream_cache_status is '-' when nothing was proxied (static mirror)
-LOG_FORMAT = ('log_format mfs \'$request_method $request_uri $status "$http_range" '
-              '$body_bytes_sent $upstream_cache_status\';')
+LOG_FORMAT = '\'$request_method $request_uri $status "$http_range" $body_bytes_sent ' \
+             '$upstream_cache_status\''
 
 
 def start_nginx(case, servers):
@@ -44,62 +41,20 @@ def start_nginx(case, servers):
     path. Stopped (SIGQUIT, then SIGKILL) by the test's cleanups."""
     d = os.path.join(case.tmp, "nginx")
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-    conf = os.path.join(d, "nginx.conf")
-    access = os.path.join(d, "logs", "access.log")
-    with open(conf, "w") as f:
-        f.write("""daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid %(d)s/nginx.pid;
-error_log %(d)s/logs/error.log info;
-events { worker_connections 256; }
-http {
-    %(fmt)s
-    access_log %(access)s mfs;
-    client_body_temp_path %(d)s/client_body;
-    proxy_temp_path %(d)s/proxy_temp;
-    fastcgi_temp_path %(d)s/fastcgi_temp;
-    uwsgi_temp_path %(d)s/uwsgi_temp;
-    scgi_temp_path %(d)s/scgi_temp;
-    sendfile on;
-%(servers)s
-}
-""" % {"d": d, "fmt": LOG_FORMAT, "access": access, "servers": servers})
     errlog = open(os.path.join(d, "logs", "stderr.log"), "ab")
     case.addCleanup(errlog.close)
-    p = subprocess.Popen([NGINX, "-p", d, "-c", conf], stdin=subprocess.DEVNULL,
-                         stdout=errlog, stderr=errlog)
+    p, access = nginxrun.start(d, servers, LOG_FORMAT, errlog)
     case.addCleanup(stop_nginx, case, p, d)
     return p, access
 
 
 def stop_nginx(case, p, d):
-    if p.poll() is None:
-        p.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    nginxrun.stop(p)
     if case._outcome_failed():
         err = os.path.join(d, "logs", "error.log")
         if os.path.exists(err):
             with open(err, errors="replace") as f:
                 sys.stdout.write("---- nginx error.log ----\n%s\n" % f.read()[-4000:])
-
-
-def wait_listening(p, port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError("nginx exited (%d) before listening" % p.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx is not listening on %d" % port)
 
 
 def access_lines(path):
