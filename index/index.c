@@ -379,6 +379,20 @@ int ix_cid_norm(const char *in, char out[65])
 	return ix_hex_norm(in, len, out);
 }
 
+/* A batch of content ids is checked whole before any is used, so a bad id
+ * cannot half-apply it. */
+int ix_cids_check(const char *const *ids, size_t n)
+{
+	char cid[65];
+
+	if (n && !ids)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (ix_cid_norm(ids[i], cid))
+			return -EINVAL;
+	return 0;
+}
+
 int ix_repo_check(const struct mfs_repo *r)
 {
 	if (!r || (r->type != MFS_REPO_MODEL && r->type != MFS_REPO_DATASET))
@@ -763,38 +777,5 @@ int mfs_ix_open(const char *db_path, struct mfs_ix **out)
 out:
 	if (ret)
 		mfs_ix_close(ix);
-	return ret;
-}
-
-
-
-/* Prepares one statement; caller holds the lock. */
-int ix_prep(struct mfs_ix *ix, const char *sql, sqlite3_stmt **st)
-{
-	int rc = sqlite3_prepare_v2(ix->db, sql, -1, st, NULL);
-
-	return rc == SQLITE_OK ? 0 : ix_fail(ix, rc, sql);
-}
-
-/* Steps a one-shot statement that returns no rows, then finalizes it. */
-int ix_run1(struct mfs_ix *ix, sqlite3_stmt *st, const char *what)
-{
-	int rc = ix_step(ix, st), ret = 0;
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		ret = ix_fail(ix, rc, what);
-	sqlite3_finalize(st);
-	return ret;
-}
-
-/* Steps a one-shot statement once for one item of a batch (a row is an
- * error here) and resets it for the next item's bindings. */
-int ix_run_item(struct mfs_ix *ix, sqlite3_stmt *st, const char *what)
-{
-	int rc = ix_step(ix, st), ret = 0;
-
-	if (rc != SQLITE_DONE)
-		ret = ix_fail(ix, rc, what);
-	sqlite3_reset(st);
 	return ret;
 }

@@ -30,11 +30,8 @@ int mfs_ix_blob_ensure(struct mfs_ix *ix, const char *content_id, uint64_t size,
 	    *block_size == 0)
 		return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
-	st = ix->st[ST_BLOB_INS];
-	ix_bind_text(st, 1, cid);
-	sqlite3_bind_int64(st, 2, (int64_t)size);
-	sqlite3_bind_int64(st, 3, *block_size);
-	ret = ix_exec(ix, ST_BLOB_INS, "insert blob");
+	ret = ix_exec_args(ix, ST_BLOB_INS, "insert blob",
+			   IX_ARGS(IX_T(cid), IX_I(size), IX_I(*block_size)));
 	if (ret)
 		goto out;
 	/* Blob rows are never deleted through this API, so the row read here
@@ -124,10 +121,8 @@ int mfs_ix_block_del(struct mfs_ix *ix, const char *content_id, uint32_t idx)
 	if (!ix || ix_cid_norm(content_id, cid))
 		return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
-	ix_bind_text(ix->st[ST_BLOCK_DEL], 1, cid);
-	sqlite3_bind_int64(ix->st[ST_BLOCK_DEL], 2, idx);
 	/* Idempotent: eviction may race with a verification drop. */
-	ret = ix_exec(ix, ST_BLOCK_DEL, "delete block");
+	ret = ix_exec_args(ix, ST_BLOCK_DEL, "delete block", IX_ARGS(IX_T(cid), IX_I(idx)));
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -145,13 +140,10 @@ int mfs_ix_blob_drop_blocks(struct mfs_ix *ix, const char *content_id)
 	ret = ix_begin(ix);
 	if (ret)
 		goto out;
-	ix_bind_text(ix->st[ST_BLOCKS_DROP], 1, cid);
-	ret = ix_exec(ix, ST_BLOCKS_DROP, "drop blocks");
+	ret = ix_exec_args(ix, ST_BLOCKS_DROP, "drop blocks", IX_ARGS(IX_T(cid)));
 	if (ret)
 		goto out;
-	ix_bind_text(ix->st[ST_BLOB_VERIFIED], 1, cid);
-	sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, 0);
-	ret = ix_exec(ix, ST_BLOB_VERIFIED, "clear verified");
+	ret = ix_exec_args(ix, ST_BLOB_VERIFIED, "clear verified", IX_ARGS(IX_T(cid), IX_I(0)));
 out:
 	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
@@ -166,9 +158,7 @@ int mfs_ix_blob_set_verified(struct mfs_ix *ix, const char *content_id, bool ok)
 	if (!ix || ix_cid_norm(content_id, cid))
 		return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
-	ix_bind_text(ix->st[ST_BLOB_VERIFIED], 1, cid);
-	sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, ok ? 1 : 0);
-	ret = ix_exec(ix, ST_BLOB_VERIFIED, "set verified");
+	ret = ix_exec_args(ix, ST_BLOB_VERIFIED, "set verified", IX_ARGS(IX_T(cid), IX_I(ok)));
 	/* changes() counts matched rows, even if the value was unchanged. */
 	if (!ret && sqlite3_changes(ix->db) == 0)
 		ret = -ENOENT;
@@ -212,29 +202,21 @@ int mfs_ix_touch(struct mfs_ix *ix, const char *const *content_ids, size_t n,
 		 int64_t when_ms)
 {
 	char cid[65];
-	sqlite3_stmt *st;
 	int ret;
 
-	if (!ix || (n && !content_ids))
+	if (!ix || ix_cids_check(content_ids, n))
 		return -EINVAL;
-	/* Validate everything first so a bad id cannot half-apply a batch. */
-	for (size_t i = 0; i < n; i++)
-		if (ix_cid_norm(content_ids[i], cid))
-			return -EINVAL;
 	if (!n)
 		return 0;
 	pthread_mutex_lock(&ix->lock);
 	ret = ix_begin(ix);
 	if (ret)
 		goto out;
-	st = ix->st[ST_TOUCH];
 	for (size_t i = 0; i < n && !ret; i++) {
 		ix_cid_norm(content_ids[i], cid);
-		ix_bind_text(st, 1, cid);
-		sqlite3_bind_int64(st, 2, when_ms);
 		/* Unknown ids are ignored: the blob may have been evicted
 		 * between the read and this batch. */
-		ret = ix_exec(ix, ST_TOUCH, "touch blob");
+		ret = ix_exec_args(ix, ST_TOUCH, "touch blob", IX_ARGS(IX_T(cid), IX_I(when_ms)));
 	}
 out:
 	ret = ix_end(ix, ret);
@@ -251,9 +233,7 @@ int mfs_ix_setting_put(struct mfs_ix *ix, const char *key, const char *value)
 	if (!ix || !key || !key[0] || strnlen(key, IX_KEY_MAX + 1) > IX_KEY_MAX || !value)
 		return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
-	ix_bind_text(ix->st[ST_SET_PUT], 1, key);
-	ix_bind_text(ix->st[ST_SET_PUT], 2, value);
-	ret = ix_exec(ix, ST_SET_PUT, "store setting");
+	ret = ix_exec_args(ix, ST_SET_PUT, "store setting", IX_ARGS(IX_T(key), IX_T(value)));
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -406,17 +386,14 @@ int mfs_ix_blocks_del(struct mfs_ix *ix, const char *content_id,
 	if (!ret)
 		ret = ix_prep(ix, "DELETE FROM blocks WHERE content_id = ?1 AND idx = ?2", &st);
 	for (size_t i = 0; !ret && i < n; i++) {
-		ix_bind_text(st, 1, cid);
-		sqlite3_bind_int64(st, 2, idx[i]);
+		ix_bind_args(st, IX_ARGS(IX_T(cid), IX_I(idx[i])));
 		ret = ix_run_item(ix, st, "delete block");
 	}
 	sqlite3_finalize(st);
 	/* Blocks that come back must be hashed again. */
-	if (!ret) {
-		ix_bind_text(ix->st[ST_BLOB_VERIFIED], 1, cid);
-		sqlite3_bind_int(ix->st[ST_BLOB_VERIFIED], 2, 0);
-		ret = ix_exec(ix, ST_BLOB_VERIFIED, "clear verified");
-	}
+	if (!ret)
+		ret = ix_exec_args(ix, ST_BLOB_VERIFIED, "clear verified",
+				   IX_ARGS(IX_T(cid), IX_I(0)));
 	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
 	return ret;

@@ -83,7 +83,6 @@ int mfs_ix_ref_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 {
 	char sha[41];
 	int64_t rid;
-	sqlite3_stmt *st;
 	int ret;
 
 	if (!ix || ix_repo_check(repo) || ix_rev_check(rev) || ix_hex_norm(commit, 40, sha))
@@ -92,12 +91,8 @@ int mfs_ix_ref_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 	ret = ix_repo_rowid(ix, repo, true, &rid);
 	if (ret)
 		goto out;
-	st = ix->st[ST_REF_PUT];
-	sqlite3_bind_int64(st, 1, rid);
-	ix_bind_text(st, 2, rev);
-	ix_bind_text(st, 3, sha);
-	sqlite3_bind_int64(st, 4, resolved_at_ms);
-	ret = ix_exec(ix, ST_REF_PUT, "store ref");
+	ret = ix_exec_args(ix, ST_REF_PUT, "store ref",
+			   IX_ARGS(IX_I(rid), IX_T(rev), IX_T(sha), IX_I(resolved_at_ms)));
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
@@ -146,7 +141,6 @@ int mfs_ix_commit_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 {
 	char sha[41];
 	int64_t rid;
-	sqlite3_stmt *st;
 	int ret;
 
 	if (!ix || ix_repo_check(repo) || ix_hex_norm(commit, 40, sha))
@@ -155,11 +149,8 @@ int mfs_ix_commit_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 	ret = ix_repo_rowid(ix, repo, true, &rid);
 	if (ret)
 		goto out;
-	st = ix->st[ST_COMMIT_PUT];
-	sqlite3_bind_int64(st, 1, rid);
-	ix_bind_text(st, 2, sha);
-	sqlite3_bind_int64(st, 3, date_s);
-	ret = ix_exec(ix, ST_COMMIT_PUT, "store commit");
+	ret = ix_exec_args(ix, ST_COMMIT_PUT, "store commit",
+			   IX_ARGS(IX_I(rid), IX_T(sha), IX_I(date_s)));
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
@@ -228,15 +219,11 @@ int mfs_ix_tree_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 	ret = ix_repo_rowid(ix, repo, true, &rid);
 	if (ret)
 		goto out;
-	st = ix->st[ST_COMMIT_INS];
-	sqlite3_bind_int64(st, 1, rid);
-	ix_bind_text(st, 2, sha);
-	ret = ix_exec(ix, ST_COMMIT_INS, "insert commit");
+	ret = ix_exec_args(ix, ST_COMMIT_INS, "insert commit", IX_ARGS(IX_I(rid), IX_T(sha)));
 	if (ret)
 		goto out;
 	st = ix->st[ST_COMMIT_ID];
-	sqlite3_bind_int64(st, 1, rid);
-	ix_bind_text(st, 2, sha);
+	ix_bind_args(st, IX_ARGS(IX_I(rid), IX_T(sha)));
 	rc = ix_step(ix, st);
 	if (rc == SQLITE_ROW)
 		cid = sqlite3_column_int64(st, 0);
@@ -246,19 +233,14 @@ int mfs_ix_tree_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 	if (ret)
 		goto out;
 
-	sqlite3_bind_int64(ix->st[ST_ENTRIES_DEL], 1, cid);
-	ret = ix_exec(ix, ST_ENTRIES_DEL, "replace tree");
+	ret = ix_exec_args(ix, ST_ENTRIES_DEL, "replace tree", IX_ARGS(IX_I(cid)));
 	if (ret)
 		goto out;
 	st = ix->st[ST_ENTRY_INS];
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_bind_int64(st, 1, cid);
-		ix_bind_text(st, 2, e[i].path);
-		sqlite3_bind_int(st, 3, (int)e[i].kind);
-		sqlite3_bind_int64(st, 4, (int64_t)e[i].size);
-		ix_bind_opt(st, 5, e[i].oid);
-		ix_bind_opt(st, 6, e[i].sha256);
-		ix_bind_opt(st, 7, e[i].xet_hash);
+		ix_bind_args(st, IX_ARGS(IX_I(cid), IX_T(e[i].path), IX_I(e[i].kind),
+					 IX_I(e[i].size), IX_O(e[i].oid), IX_O(e[i].sha256),
+					 IX_O(e[i].xet_hash)));
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {
 			if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -275,8 +257,7 @@ int mfs_ix_tree_put(struct mfs_ix *ix, const struct mfs_repo *repo,
 		sqlite3_reset(st);
 	}
 	sqlite3_clear_bindings(st);
-	sqlite3_bind_int64(ix->st[ST_COMMIT_LISTED], 1, cid);
-	ret = ix_exec(ix, ST_COMMIT_LISTED, "mark commit listed");
+	ret = ix_exec_args(ix, ST_COMMIT_LISTED, "mark commit listed", IX_ARGS(IX_I(cid)));
 out:
 	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);

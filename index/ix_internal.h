@@ -2,13 +2,14 @@
  * ix_internal.h - what the files of the sqlite index share: the
  * connection struct, the prepared statements, the statement helpers (one
  * style: prepared at open and reused via ix_exec/ix_step/ix_done, or
- * prepared per call via ix_prep/ix_run1 for rare statements) and the row
- * collection used by every list query. Not for use outside index/.
+ * prepared per call via ix_prep/ix_run1 for rare statements; parameters in
+ * one typed list, IX_ARGS, where a statement is bound and run at once) and
+ * the row collection used by every list query. Not for use outside index/.
  *
  * Files: index.c (open, schema and migrations, helpers), ix_catalog.c
  * (repos, refs, commits, trees, names, the hf cache view), ix_blocks.c
  * (blobs, blocks, settings, totals, eviction lists), ix_pins.c (pins and
- * counters).
+ * counters), ix_stmt.c (one-statement helpers).
  */
 #ifndef MFS_INDEX_IX_INTERNAL_H
 #define MFS_INDEX_IX_INTERNAL_H
@@ -17,6 +18,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "index/index.h"
 
@@ -115,6 +117,7 @@ int ix_bind_opt(sqlite3_stmt *st, int i, const char *s);
 bool ix_col_copy(sqlite3_stmt *st, int col, char *dst, size_t cap);
 int ix_hex_norm(const char *in, size_t want, char *out);
 int ix_cid_norm(const char *in, char out[65]);
+int ix_cids_check(const char *const *ids, size_t n);
 int ix_repo_check(const struct mfs_repo *r);
 int ix_rev_check(const char *rev);
 void ix_bind_repo(sqlite3_stmt *st, const struct mfs_repo *r);
@@ -129,6 +132,33 @@ int ix_query_rows(struct mfs_ix *ix, int ret, sqlite3_stmt *st,
 char *ix_col_dup(sqlite3_stmt *st, int col);
 int ix_names_run(struct mfs_ix *ix, sqlite3_stmt *st, const char *what,
 			mfs_ix_name_fn cb, void *ctx);
+/* --- one statement, bound and run in one call (ix_stmt.c) -----------------
+ *
+ * Parameters as a typed list bound to ?1, ?2, ... in order:
+ *   ix_exec_args(ix, ST_BLOCK_DEL, "delete block", IX_ARGS(IX_T(cid), IX_I(idx)));
+ * IX_I takes any integer (converted to int64), IX_T text, IX_O text or NULL.
+ */
+struct ix_arg {
+	char type; /* 'i', 't' or 'o' */
+	union {
+		int64_t i;
+		const char *t;
+	} v;
+};
+#define IX_I(x) ((struct ix_arg){ 'i', { .i = (int64_t)(x) } })
+#define IX_T(x) ((struct ix_arg){ 't', { .t = (x) } })
+#define IX_O(x) ((struct ix_arg){ 'o', { .t = (x) } })
+/* Expands to the two arguments (array, count) the functions below take. */
+#define IX_ARGS(...) (const struct ix_arg[]){ __VA_ARGS__ }, \
+	sizeof((const struct ix_arg[]){ __VA_ARGS__ }) / sizeof(struct ix_arg)
+
+void ix_bind_args(sqlite3_stmt *st, const struct ix_arg *a, size_t n);
+/* Binds the prepared statement ix->st[which] and runs it (ix_exec). */
+int ix_exec_args(struct mfs_ix *ix, enum ix_st which, const char *what,
+		 const struct ix_arg *a, size_t n);
+/* Prepares sql, binds, steps once and finalizes (ix_prep + ix_run1). */
+int ix_run_sql(struct mfs_ix *ix, const char *what, const char *sql, const struct ix_arg *a,
+	       size_t n);
 int ix_prep(struct mfs_ix *ix, const char *sql, sqlite3_stmt **st);
 int ix_run1(struct mfs_ix *ix, sqlite3_stmt *st, const char *what);
 int ix_run_item(struct mfs_ix *ix, sqlite3_stmt *st, const char *what);

@@ -26,7 +26,6 @@
 int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev,
 		   const char *commit, const char *globs, int64_t now_ms)
 {
-	sqlite3_stmt *st = NULL;
 	char sha[41];
 	int64_t rid;
 	int ret;
@@ -40,26 +39,15 @@ int mfs_ix_pin_add(struct mfs_ix *ix, const struct mfs_repo *repo, const char *r
 		goto out;
 	ret = ix_repo_rowid(ix, repo, true, &rid);
 	if (!ret)
-		ret = ix_prep(ix, "INSERT INTO pins(repo, rev, commit_sha, globs, created_at)"
-			      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(repo, rev) DO UPDATE SET"
-			      " commit_sha = excluded.commit_sha, globs = excluded.globs", &st);
-	if (!ret) {
-		sqlite3_bind_int64(st, 1, rid);
-		ix_bind_text(st, 2, rev);
-		ix_bind_text(st, 3, sha);
-		ix_bind_text(st, 4, globs);
-		sqlite3_bind_int64(st, 5, now_ms);
-		ret = ix_run1(ix, st, "store pin");
-	}
+		ret = ix_run_sql(ix, "store pin",
+				 "INSERT INTO pins(repo, rev, commit_sha, globs, created_at)"
+				 " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(repo, rev) DO UPDATE SET"
+				 " commit_sha = excluded.commit_sha, globs = excluded.globs",
+				 IX_ARGS(IX_I(rid), IX_T(rev), IX_T(sha), IX_T(globs), IX_I(now_ms)));
 	if (!ret)
-		ret = ix_prep(ix, "INSERT OR IGNORE INTO pin_commits(repo, rev, commit_sha)"
-			      " VALUES(?1, ?2, ?3)", &st);
-	if (!ret) {
-		sqlite3_bind_int64(st, 1, rid);
-		ix_bind_text(st, 2, rev);
-		ix_bind_text(st, 3, sha);
-		ret = ix_run1(ix, st, "store pinned commit");
-	}
+		ret = ix_run_sql(ix, "store pinned commit",
+				 "INSERT OR IGNORE INTO pin_commits(repo, rev, commit_sha)"
+				 " VALUES(?1, ?2, ?3)", IX_ARGS(IX_I(rid), IX_T(rev), IX_T(sha)));
 out:
 	ret = ix_end(ix, ret);
 	pthread_mutex_unlock(&ix->lock);
@@ -68,7 +56,6 @@ out:
 
 int mfs_ix_pin_del(struct mfs_ix *ix, const struct mfs_repo *repo, const char *rev)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t rid;
 	int ret;
 
@@ -77,14 +64,10 @@ int mfs_ix_pin_del(struct mfs_ix *ix, const struct mfs_repo *repo, const char *r
 	pthread_mutex_lock(&ix->lock);
 	ret = ix_repo_rowid(ix, repo, false, &rid);
 	if (!ret)
-		ret = ix_prep(ix, "DELETE FROM pins WHERE repo = ?1 AND rev = ?2", &st);
-	if (!ret) {
-		sqlite3_bind_int64(st, 1, rid);
-		ix_bind_text(st, 2, rev);
-		ret = ix_run1(ix, st, "delete pin");
-		if (!ret && sqlite3_changes(ix->db) == 0)
-			ret = -ENOENT;
-	}
+		ret = ix_run_sql(ix, "delete pin", "DELETE FROM pins WHERE repo = ?1 AND rev = ?2",
+				 IX_ARGS(IX_I(rid), IX_T(rev)));
+	if (!ret && sqlite3_changes(ix->db) == 0)
+		ret = -ENOENT;
 	pthread_mutex_unlock(&ix->lock);
 	return ret;
 }
@@ -156,24 +139,19 @@ int mfs_ix_pins_apply(struct mfs_ix *ix, const char *const *content_ids, size_t 
 	char cid[65];
 	int ret;
 
-	if (!ix || (n && !content_ids))
+	if (!ix || ix_cids_check(content_ids, n))
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (ix_cid_norm(content_ids[i], cid))
-			return -EINVAL;
 	pthread_mutex_lock(&ix->lock);
 	ret = ix_begin(ix);
 	/* Cleared and re-set in one transaction: a concurrent evictor sees
 	 * the old set or the new one, never a blob briefly unpinned. */
 	if (!ret)
-		ret = ix_prep(ix, "UPDATE blobs SET pinned = 0 WHERE pinned", &st);
-	if (!ret)
-		ret = ix_run1(ix, st, "clear pins");
+		ret = ix_run_sql(ix, "clear pins", "UPDATE blobs SET pinned = 0 WHERE pinned", NULL, 0);
 	if (!ret)
 		ret = ix_prep(ix, "UPDATE blobs SET pinned = 1 WHERE content_id = ?1", &st);
 	for (size_t i = 0; !ret && i < n; i++) {
 		ix_cid_norm(content_ids[i], cid);
-		ix_bind_text(st, 1, cid);
+		ix_bind_args(st, IX_ARGS(IX_T(cid)));
 		ret = ix_run_item(ix, st, "pin blob");
 	}
 	sqlite3_finalize(st);
@@ -204,8 +182,7 @@ int mfs_ix_counters_add(struct mfs_ix *ix, const char *const *names,
 	for (size_t i = 0; !ret && i < n; i++) {
 		if (!deltas[i])
 			continue;
-		ix_bind_text(st, 1, names[i]);
-		sqlite3_bind_int64(st, 2, deltas[i]);
+		ix_bind_args(st, IX_ARGS(IX_T(names[i]), IX_I(deltas[i])));
 		ret = ix_run_item(ix, st, "add to counter");
 	}
 	sqlite3_finalize(st);
