@@ -55,6 +55,7 @@ struct sink_ctx {
 	int err;
 	uint32_t cur_mask;     /* sources that sent bytes of the current block */
 	bool chunk_verified;   /* bytes come through bio_chunk_read, checked */
+	int64_t first_us;      /* when the first byte came (0: not yet) */
 };
 
 /* Writes a fetched block to the disk cache and the index. */
@@ -242,6 +243,8 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 	const uint8_t *p = data;
 
 	(void)off;
+	if (!sc->first_us)
+		sc->first_us = bio_now_us();
 	if (src >= 0 && src < 32)
 		sc->cur_mask |= 1u << src;
 	while (len) {
@@ -320,16 +323,19 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 	struct mfs_src_outcome oc;
 	uint64_t off = (uint64_t)first * b->bsize;
 	uint64_t stop = (uint64_t)end * b->bsize;
-	int rc;
+	int rc, attempt;
 
 	if (stop > b->size)
 		stop = b->size;
 	uint64_t ups = mfs_health_ups(mfs_srcset_healthset(bio->src));
 	int64_t started = mfs_now_ms();
+	struct bio_range_clock clk;
+
+	bio_range_start(bio, &clk);
 	/* The catalog may already know the hub is down: skip it, not the
 	 * mirrors and peers. */
 	rq.skip_hub = bio->cat && !mfs_cat_hub_usable(bio->cat);
-	for (int attempt = 0;; attempt++) {
+	for (attempt = 0;; attempt++) {
 		uint64_t from = (uint64_t)sc.idx * b->bsize;
 
 		if (!bio->src) {
@@ -382,6 +388,10 @@ static int fetch_run(struct mfs_blob *b, uint32_t first, uint32_t end)
 	}
 	if (sc.cur)
 		bio_dblock_free(bio, sc.cur);
+	/* What this range achieved sets how many run and how long they are
+	 * (core/streams.c); a retried range says little about the link. */
+	if (rc == 0 && attempt == 0 && sc.first_us)
+		bio_streams_sample(bio, &clk, stop - off, sc.first_us);
 	pthread_mutex_lock(&bio->lock);
 	if (rc == 0) {
 		b->failed_at_ms = 0;

@@ -226,6 +226,14 @@ int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 		goto fail;
 	}
 	bio->mem.lru->next = bio->mem.lru->prev = bio->mem.lru;
+	/* Streams between 2 (both cores busy) and the threads; ranges between
+	 * one block (at least 1 MiB) and coalesce_max (core/streams.c). */
+	struct mfs_streams_config sc = {
+		.min_streams = 2, .max_streams = bio->cfg.fetch_threads,
+		.min_range = bio->cfg.block_size > (1u << 20) ? bio->cfg.block_size : 1u << 20,
+		.max_range = bio->cfg.coalesce_max,
+	};
+	mfs_streams_init(&bio->streams, &sc);
 	bio->threads = calloc((size_t)bio->cfg.fetch_threads, sizeof(pthread_t));
 	if (!bio->threads) {
 		rc = -ENOMEM;	/* rc is 0 after a successful mfs_srcset_new */

@@ -22,6 +22,7 @@
 
 #include "core/blobio.h"
 #include "core/fmthdr.h"
+#include "core/streams.h"
 #include "util/hash.h"
 #include "xet/xet.h"
 
@@ -131,6 +132,15 @@ struct mfs_blobio {
 	pthread_t *threads;
 	int nthreads;
 	struct mfs_blobio_stats st;    /* protected by lock */
+	/* How many fetch jobs run at once and how large a range is
+	 * (core/streams.c), fed by every finished range. */
+	struct mfs_streams streams;    /* protected by lock */
+	int fetching;                  /* fetch jobs running; protected by lock */
+	/* The integral of `fetching` over time (job-us) up to fetch_at (us),
+	 * so a range knows how many ran, on average, while it did. Both
+	 * protected by lock. */
+	double fetch_area;
+	int64_t fetch_at;
 
 	struct {
 		pthread_mutex_t lock;
@@ -178,6 +188,17 @@ void bio_enqueue_locked(struct mfs_blobio *bio, struct mfs_blob *b,
 			uint32_t first, uint32_t count, bool front, bool verify_only);
 void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool demand);
 void *bio_worker(void *arg);
+/* A range request's clock: when it was sent, and bio->fetch_area then. */
+struct bio_range_clock {
+	int64_t sent_us;
+	double area;
+};
+int64_t bio_now_us(void);
+void bio_range_start(struct mfs_blobio *bio, struct bio_range_clock *c);
+/* The range started at c ended with `bytes`, its first byte at first_us:
+ * feeds the controller (blobjob.c). */
+void bio_streams_sample(struct mfs_blobio *bio, const struct bio_range_clock *c,
+			uint64_t bytes, int64_t first_us);
 
 /* readahead.c */
 /* Schedules read-ahead for a read of bytes [off, end) (end <= size). */

@@ -6,15 +6,26 @@
  * fetch threads pop jobs and run them (blobfetch.c). Cancellation empties
  * the queue and fails its waiters.
  *
+ * How many fetch jobs run at once and how many bytes one range request
+ * asks for follow the link (core/streams.c): there are fetch_threads
+ * threads, but a thread takes a fetch job only while fewer than the
+ * controller's stream count run, and a queued job longer than its range
+ * size is split when taken (the rest stays at the head of the queue, so
+ * a file is still fetched in order). Splitting at the pop, not when
+ * queueing, lets a prefetch that queued a whole file at once follow what
+ * the link turns out to be.
+ *
  * It does not fetch, store or verify bytes itself.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/blobio_internal.h"
+#include "util/log.h"
 
 /* ---- jobs ----------------------------------------------------------------- */
 
@@ -75,6 +86,59 @@ void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool
 		bio_enqueue_locked(bio, b, start, i - start, demand, false);
 	}
 }
+
+int64_t bio_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Brings fetch_area up to now; called before `fetching` changes. */
+static void fetch_area_locked(struct mfs_blobio *bio, int64_t now)
+{
+	if (bio->fetch_at)
+		bio->fetch_area += (double)bio->fetching * (double)(now - bio->fetch_at);
+	bio->fetch_at = now;
+}
+
+/* Takes the job at the head of the queue when a thread may run it: a
+ * fetch only while fewer than the controller's streams run, cut to its
+ * range size (the rest stays at the head). NULL when it must wait. */
+static struct job *take_job_locked(struct mfs_blobio *bio)
+{
+	struct job *j = bio->q_head, *rest;
+	uint32_t max_run;
+
+	if (!j)
+		return NULL;
+	if (!j->verify_only) {
+		/* (stopping: the queue drains at any pace) */
+		if (bio->fetching >= mfs_streams_count(&bio->streams) && !bio->stopping)
+			return NULL;
+		max_run = (uint32_t)(mfs_streams_range(&bio->streams) / j->b->bsize);
+		if (max_run == 0)
+			max_run = 1;
+		if (j->count > max_run && (rest = calloc(1, sizeof(*rest)))) {
+			*rest = *j;
+			rest->first = j->first + max_run;
+			rest->count = j->count - max_run;
+			j->count = max_run;
+			j->b->refs++;
+			j->next = rest;
+			if (bio->q_tail == j)
+				bio->q_tail = rest;
+		}
+		fetch_area_locked(bio, bio_now_us());
+		bio->fetching++;
+	}
+	bio->q_head = j->next;
+	if (!bio->q_head)
+		bio->q_tail = NULL;
+	return j;
+}
+
 void *bio_worker(void *arg)
 {
 	struct mfs_blobio *bio = arg;
@@ -83,23 +147,65 @@ void *bio_worker(void *arg)
 		struct job *j;
 
 		pthread_mutex_lock(&bio->lock);
-		while (!bio->q_head && !bio->stopping)
+		while (!(j = take_job_locked(bio)) && !bio->stopping)
 			pthread_cond_wait(&bio->work, &bio->lock);
-		if (!bio->q_head) {
+		if (!j) {
 			pthread_mutex_unlock(&bio->lock);
 			break;
 		}
-		j = bio->q_head;
-		bio->q_head = j->next;
-		if (!bio->q_head)
-			bio->q_tail = NULL;
 		pthread_mutex_unlock(&bio->lock);
 		bio_run_job(j);
+		pthread_mutex_lock(&bio->lock);
+		if (!j->verify_only) {
+			fetch_area_locked(bio, bio_now_us());
+			bio->fetching--;
+			/* a stream is free: a thread waiting for one may go */
+			if (bio->q_head)
+				pthread_cond_signal(&bio->work);
+		}
+		pthread_mutex_unlock(&bio->lock);
 		bio_blob_unref(j->b);
 		free(j);
 	}
 	return NULL;
 }
+
+void bio_range_start(struct mfs_blobio *bio, struct bio_range_clock *c)
+{
+	int64_t now = bio_now_us();
+
+	pthread_mutex_lock(&bio->lock);
+	fetch_area_locked(bio, now);
+	c->sent_us = now;
+	c->area = bio->fetch_area;
+	pthread_mutex_unlock(&bio->lock);
+}
+
+void bio_streams_sample(struct mfs_blobio *bio, const struct bio_range_clock *c,
+			uint64_t bytes, int64_t first_us)
+{
+	int64_t now = bio_now_us(), total = now - c->sent_us;
+
+	pthread_mutex_lock(&bio->lock);
+	fetch_area_locked(bio, now);
+	/* how many ranges ran, on average, while this one did */
+	double inflight = total > 0 ? (bio->fetch_area - c->area) / (double)total
+				    : bio->fetching;
+	int before = mfs_streams_count(&bio->streams);
+	mfs_streams_sample(&bio->streams, bytes, first_us - c->sent_us, total, inflight);
+	int after = mfs_streams_count(&bio->streams);
+	uint64_t range = mfs_streams_range(&bio->streams);
+	if (after > before)
+		pthread_cond_broadcast(&bio->work);
+	pthread_mutex_unlock(&bio->lock);
+	if (after != before)
+		mfs_debug("fetch streams %d -> %d (ranges of %llu KiB; this one %llu KiB "
+			  "with %.1f in flight, first byte after %lld us, %lld us in all)",
+			  before, after, (unsigned long long)range >> 10,
+			  (unsigned long long)bytes >> 10, inflight,
+			  (long long)(first_us - c->sent_us), (long long)total);
+}
+
 void mfs_blobio_cancel(struct mfs_blobio *bio)
 {
 	struct job *list;
