@@ -65,6 +65,9 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 	struct mfs_bs_stats st = { 0 };
 	int rc;
 
+	pthread_mutex_lock(&bio->lock);
+	uint32_t drops = b->drops;
+	pthread_mutex_unlock(&bio->lock);
 	rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
 			bio->cfg.zstd_level, &st);
 	/* A full disk: evict, then one more try (docs/architecture.md, "A read's path"). */
@@ -97,11 +100,13 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 		bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
 	/* The reads were answered before the store; if the blob failed its
 	 * hash meanwhile (another thread hashed this block from memory), the
-	 * drop came before our put: take the block back out, so a block of a
-	 * rejected blob never stays on disk. A refetch that made it PRESENT
-	 * again in between loses its copy too and is fetched once more. */
+	 * drop may have come before our put, or between it and this check
+	 * (`drops` is odd from before the disk is touched until the states
+	 * are): take the block back out, so a block of a rejected blob never
+	 * stays on disk. A refetch that made it PRESENT again in between
+	 * loses its copy too and is fetched once more. */
 	pthread_mutex_lock(&bio->lock);
-	bool dropped = b->state[d->idx] != BLK_PRESENT;
+	bool dropped = b->state[d->idx] != BLK_PRESENT || b->drops != drops || (drops & 1);
 	pthread_mutex_unlock(&bio->lock);
 	if (dropped) {
 		/* Disk first: a row without data is refetched on read, data
@@ -116,12 +121,13 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 }
 
 /* A block's bytes are complete: publish, answer waiters, then store and
- * record (a waiting reader does not pay for the disk write), then hash. */
+ * record (a waiting reader does not pay for the disk write), then queue
+ * the hashing. */
 int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 {
 	struct mfs_blobio *bio = b->bio;
 	struct pending_read *ready = NULL, **pp;
-	bool hash, hdr;
+	bool hdr;
 
 	if (from_disk)
 		bio_trust_disk_block(b);
@@ -177,14 +183,19 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	bio_mem_put(bio, d);
 
 	pthread_mutex_lock(&bio->lock);
-	hash = bio_claim_hashing_locked(b);
+	/* The blob's hash is computed by a verify job on another thread, not
+	 * here: this thread's connection would stall mid-range while it
+	 * hashed the blocks other streams fetched (up to a read-ahead window
+	 * at once), delaying its next bytes and its next range. */
+	if (!b->hash_queued && bio_hash_due_locked(b)) {
+		b->hash_queued = true;
+		bio_enqueue_locked(bio, b, 0, 0, true, true);
+	}
 	hdr = bio_hdr_due_locked(b);
 	pthread_cond_broadcast(&b->changed);
 	pthread_mutex_unlock(&bio->lock);
 	if (hdr)
 		bio_hdr_update(b);
-	if (hash)
-		bio_hash_advance(b);
 	return 0;
 }
 
@@ -482,6 +493,7 @@ void bio_run_job(struct job *j)
 
 	if (j->verify_only) {
 		pthread_mutex_lock(&b->bio->lock);
+		b->hash_queued = false;
 		bool claimed = bio_claim_hashing_locked(b);
 		pthread_mutex_unlock(&b->bio->lock);
 		if (claimed)

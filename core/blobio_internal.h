@@ -52,9 +52,15 @@ struct mfs_blob {
 	uint32_t present;              /* protected by bio->lock */
 	uint32_t inflight;             /* protected by bio->lock */
 	struct pending_read *pending;  /* protected by bio->lock */
-	/* Verification runs in whichever fetch thread claims `hashing`; the
-	 * hasher state is touched only by that thread. */
+	/* Verification runs in whichever thread claims `hashing` (a verify
+	 * job, or a caller of mfs_blob_verify_wait); the hasher state is
+	 * touched only by that thread. */
 	bool hashing;                  /* protected by bio->lock */
+	bool hash_queued;              /* a verify job is queued; bio->lock */
+	/* Bumped when a failed hash starts dropping the blob's blocks and
+	 * again when done (odd: dropping), so a block stored meanwhile is
+	 * taken back out (blobfetch.c, store_block). */
+	uint32_t drops;                /* protected by bio->lock */
 	uint32_t hash_next;            /* protected by bio->lock */
 	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
 	struct mfs_digest hasher;      /* released with the blob */
@@ -216,6 +222,8 @@ bool bio_hasher_matches(struct mfs_blob *b);
 void bio_drop_unverified_from(struct mfs_blobio *bio, uint32_t liars,
 			      const struct mfs_blob *except);
 void bio_hash_advance(struct mfs_blob *b);
+/* The next block to hash is present and nobody is hashing. */
+bool bio_hash_due_locked(const struct mfs_blob *b);
 bool bio_claim_hashing_locked(struct mfs_blob *b);
 
 /* blobfetch.c */

@@ -1,8 +1,9 @@
 /*
  * blobverify.c - the block layer's verification of whole blobs.
  *
- * When blocks arrive, the thread that claims `hashing` feeds consecutive
- * present blocks into the blob's hasher (sha256 for LFS content, git blob
+ * When blocks arrive, a verify job is queued (blobfetch.c); the thread
+ * running it (or mfs_blob_verify_wait's caller) claims `hashing` and feeds
+ * consecutive present blocks into the blob's hasher (sha256 for LFS content, git blob
  * sha1 otherwise); at the last block the digest is compared with the
  * content id. A mismatch demotes the sources that sent the bytes, drops
  * every block (disk, index, memory), tells the filesystem (on_invalid) and
@@ -46,6 +47,12 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	struct mfs_blobio *bio = b->bio;
 	bool held;
 
+	/* Odd while dropping (bumped again below): a block being stored
+	 * meanwhile sees it after its write and takes itself back out
+	 * (blobfetch.c, store_block). */
+	pthread_mutex_lock(&bio->lock);
+	b->drops++;
+	pthread_mutex_unlock(&bio->lock);
 	int drc = mfs_bs_drop_blob(bio->bs, b->id);
 	/* Rows stay when the data could not go: data without rows would
 	 * escape the quota, rows without data are refetched on read. */
@@ -56,6 +63,7 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	bio_mem_drop_blob(bio, b->id);
 	pthread_mutex_lock(&bio->lock);
 	held = b->held;
+	b->drops++;
 	for (uint32_t i = 0; i < b->nblocks; i++)
 		if (b->state[i] == BLK_PRESENT)
 			bio_block_set_locked(b, i, BLK_ABSENT);
@@ -203,10 +211,15 @@ void bio_hash_advance(struct mfs_blob *b)
 }
 
 /* Claims the hasher if the next block to hash is present. */
+bool bio_hash_due_locked(const struct mfs_blob *b)
+{
+	return !b->hashing && b->verdict != 1 && b->hash_next < b->nblocks &&
+	       b->state[b->hash_next] == BLK_PRESENT;
+}
+
 bool bio_claim_hashing_locked(struct mfs_blob *b)
 {
-	if (b->hashing || b->verdict == 1 || b->hash_next >= b->nblocks ||
-	    b->state[b->hash_next] != BLK_PRESENT)
+	if (!bio_hash_due_locked(b))
 		return false;
 	b->hashing = true;
 	return true;
