@@ -306,7 +306,10 @@ static bool lookup_may_fetch(const struct fs_node *p, const char *name)
 {
 	switch (p->kind) {
 	case N_ROOT:
-		return strcmp(name, DS_DIR) != 0 && mfs_hfc_lookup_may_fetch(NULL, name);
+		if (strcmp(name, DS_DIR) == 0)
+			return false;
+		/* an org (the hub says whether it exists), or an hf-cache folder */
+		return !mfs_hfc_is_root_entry(name) || mfs_hfc_lookup_may_fetch(NULL, name);
 	case N_DSROOT:
 	case N_ORG:
 		return true;
