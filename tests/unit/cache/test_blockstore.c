@@ -914,18 +914,31 @@ Test(bs, kill9_mid_write_never_serves_a_torn_block, .timeout = 150)
 		}
 	snprintf(sub, sizeof(sub), "%s/cache/x", root);
 	for (int round = 0; round < 24; round++) {
+		/* The writer says when its first pass over the blocks is done,
+		 * so the kill lands among puts however slow the machine is
+		 * (a fixed delay alone missed every put under load). */
+		int ready[2];
+		char one;
+		cr_assert_eq(pipe(ready), 0);
 		pid_t pid = fork();
 		cr_assert_geq(pid, 0);
 		if (pid == 0) {
 			struct mfs_bs *w;
+			close(ready[0]);
 			if (mfs_bs_open(sub, &w) != 0)
 				_exit(3);
-			for (uint32_t v = (uint32_t)round;; v++)
+			for (uint32_t v = (uint32_t)round;; v++) {
 				for (uint32_t i = 0; i < NB; i++)
 					if (mfs_bs_put(w, ID1, i, SLOT, ver[i][v % VERS], LEN, 1, NULL) != 0)
 						_exit(4);
+				if (v == (uint32_t)round && write(ready[1], "x", 1) != 1)
+					_exit(5);
+			}
 		}
-		usleep(20000 + (useconds_t)(rnd() % 150000));
+		close(ready[1]);
+		cr_assert_eq(read(ready[0], &one, 1), 1, "the writer died before its first pass");
+		close(ready[0]);
+		usleep((useconds_t)(rnd() % 150000));
 		kill(pid, SIGKILL);
 		int status;
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
