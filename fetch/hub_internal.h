@@ -120,6 +120,10 @@ struct mfs_hub {
 	char eacces_seen[EACCES_LOG_N][MFS_REPO_ID_MAX + 12]; /* protected by mu */
 	size_t n_eacces_seen;                        /* protected by mu */
 	struct mfs_hub_health health;                /* protected by mu */
+	/* /resolve sent a regular file to {endpoint}/api/resolve-cache/
+	 * {type}s/{repo}/{commit}/{path}: the other regular files are asked
+	 * there directly, one request each. Protected by mu. */
+	bool resolve_cache_direct;
 };
 
 /* Extra transport outcomes of hub_exchange besides -EHOSTDOWN/-ETIMEDOUT. */

@@ -167,6 +167,56 @@ static char *resolve_url(const struct mfs_hub *hub, const struct mfs_file_ref *f
 	return u;
 }
 
+/* Where the hub serves a regular (non-LFS) file's bytes itself:
+ * {endpoint}/api/resolve-cache/{type}s/{repo}/{commit}/{path}, what its
+ * /resolve answers with a 307 (the query it adds may be dropped:
+ * huggingface_hub drops it). */
+static char *resolve_cache_url(const struct mfs_hub *hub, const struct mfs_file_ref *f)
+{
+	struct mfs_strbuf sb = MFS_STRBUF_INIT;
+	char *path = mfs_hub_encode_path(f->path), *u = NULL;
+
+	if (path &&
+	    mfs_strbuf_printf(&sb, "%s/api/resolve-cache/%s/%s/%s/%s", hub->endpoint,
+			      mfs_repo_type_api(f->repo->type), f->repo->id, f->commit, path) == 0)
+		u = mfs_strbuf_detach(&sb, NULL);
+	mfs_strbuf_free(&sb);
+	free(path);
+	return u;
+}
+
+/* The resolve-cache URL of a regular file, once /resolve showed that the
+ * hub serves regular files there (else NULL): a small file then costs one
+ * request instead of two. */
+static char *direct_url(struct mfs_hub *hub, const struct mfs_file_ref *f)
+{
+	bool known;
+
+	if (f->lfs)
+		return NULL;
+	pthread_mutex_lock(&hub->mu);
+	known = hub->resolve_cache_direct;
+	pthread_mutex_unlock(&hub->mu);
+	return known ? resolve_cache_url(hub, f) : NULL;
+}
+
+/* /resolve redirected regular file f to `next`: when that is exactly its
+ * resolve-cache URL (plus a query), the hub keeps to that layout. */
+static void learn_direct(struct mfs_hub *hub, const struct mfs_file_ref *f, const char *next)
+{
+	char *want;
+	size_t n = strcspn(next, "?#");
+
+	if (f->lfs || !mfs_hub_same_origin(hub, next) || !(want = resolve_cache_url(hub, f)))
+		return;
+	if (strlen(want) == n && strncmp(want, next, n) == 0) {
+		pthread_mutex_lock(&hub->mu);
+		hub->resolve_cache_direct = true;
+		pthread_mutex_unlock(&hub->mu);
+	}
+	free(want);
+}
+
 static int check_ref(const struct mfs_file_ref *f)
 {
 	if (!f || !f->repo || !mfs_repo_id_valid(f->repo->id) || !f->commit ||
@@ -187,6 +237,7 @@ struct read_ctx {
 	uint64_t pos;       /* file offset of the next incoming body byte */
 	bool started;       /* the current 2xx response was validated */
 	int verdict;        /* 0, READ_DONE, -EIO (server lied), -ECANCELED */
+	bool via_resolve;   /* the direct resolve-cache URL failed: ask /resolve */
 };
 
 /* Checks a 2xx answer's claims before a single byte of it is delivered. */
@@ -281,8 +332,10 @@ static void read_redirected(void *ctx, int hop, const char *next)
 {
 	struct hop_ctx *h = ctx;
 
-	if (hop == 0 && !h->from_cache)
+	if (hop == 0 && !h->from_cache) {
 		url_cache_put(h->hub, h->f, next);
+		learn_direct(h->hub, h->f, next);
+	}
 }
 
 /* One attempt at [c->next, c->end): from a remembered URL or /resolve,
@@ -292,10 +345,14 @@ static int read_attempt(struct mfs_hub *hub, const struct mfs_file_ref *f, struc
 			int64_t deadline, struct mfs_http_resp *resp, struct attempt_out *ao)
 {
 	char *url = url_cache_get(hub, f);
+	bool direct = false;
+	int rc;
+
+	if (!url && !c->via_resolve)
+		direct = (url = direct_url(hub, f)) != NULL;
 	struct hop_ctx hc = { hub, f, c, url != NULL };
 	struct mfs_hub_follow_hooks hooks = { read_hop_reset, read_redirected, &hc };
 	bool from_cache = url != NULL;
-	int rc;
 
 	ao->last_err = -EIO;
 	ao->hint = false;
@@ -343,11 +400,13 @@ static int read_attempt(struct mfs_hub *hub, const struct mfs_file_ref *f, struc
 			}
 			goto out;
 		}
-		/* An error status. A remembered or off-origin (CDN) URL may just
-		 * have gone stale: forget it and re-resolve. */
+		/* An error status. A remembered, direct or off-origin (CDN) URL
+		 * may just have gone stale: forget it and re-resolve. */
 		if ((from_cache || !mfs_hub_same_origin(hub, url)) && resp->status >= 400 &&
 		    resp->status < 500 && !mfs_hub_retryable_status(resp->status)) {
 			url_cache_drop(hub, f);
+			if (direct)
+				c->via_resolve = true;
 			ao->immediate = true;
 			rc = XF_TRANSIENT;
 			goto out;

@@ -8,8 +8,9 @@ small file.
   does) is held to the same bound;
 - reading a 3 MiB safetensors header sequentially fetches its blocks and
   no read-ahead into tensor data;
-- a small file costs at most two hub requests (/resolve and its target),
-  none a probe, while the hub is up (its health state);
+- a small file costs one hub request, none a probe, while the hub is up
+  (its health state): after the first file's /resolve showed where the hub
+  keeps regular files, the others are asked at their resolve-cache URL;
 - a full sequential read still fetches every byte once.
 
 Each assertion failed on the code before issue 15 (13.6 MB for the bounded
@@ -140,18 +141,20 @@ class Lazy(MountCase):
                              "reading a %.1f MiB header fetched %.1f MiB" %
                              (data_off / MiB, fetched / MiB))
 
-    def test_small_files_cost_at_most_two_requests_and_no_probe(self):
+    def test_small_files_cost_one_request_and_no_probe(self):
         names = sorted(os.listdir(os.path.join(self.base, "s")))
         self.assertEqual(len(names), len(self.small))
-        read_file(os.path.join(self.base, "s", names[0]))  # the hub answered: known up
+        # the hub answers (up) and /resolve shows its resolve-cache layout
+        read_file(os.path.join(self.base, "s", names[0]))
         self.sim.reset_stats()
         for n in names[1:]:
             self.assertEqual(read_file(os.path.join(self.base, "s", n)), self.small["s/" + n])
         st = self.sim.stats()
         total = sum(st["requests"].values())
         per_file = total / (len(names) - 1)
-        self.assertLessEqual(per_file, 2.0, "requests per small file: %.2f (%s)" %
+        self.assertLessEqual(per_file, 1.0, "requests per small file: %.2f (%s)" %
                              (per_file, st["requests"]))
+        self.assertEqual(st["requests"].get("resolve", 0), 0, st["requests"])
 
     def test_full_sequential_read_fetches_each_byte_once(self):
         with open(os.path.join(self.base, "big.bin"), "rb") as f:

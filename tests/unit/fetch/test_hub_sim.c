@@ -429,6 +429,40 @@ Test(sim, read_regular_ranges)
 	fx_fini(&fx);
 }
 
+/* Issue 15: once /resolve sent one regular file to its resolve-cache URL,
+ * the other regular files of the hub are asked there directly: one
+ * request each, no /resolve. A direct URL that fails is not trusted for
+ * that read: it goes through /resolve. */
+Test(sim, regular_files_after_the_first_cost_one_request)
+{
+	struct fixture fx;
+	size_t oddlen;
+	unsigned char *odd = disk("models/org/plain/main/odd name +(1).txt", &oddlen);
+	struct mfs_file_ref of = { &PLAIN, fx.sha, "odd name +(1).txt", oddlen, false };
+
+	fx_init(&fx, NULL, 30000);
+	of.commit = fx.sha;
+	cr_expect_eq(read_check(fx.hub, &fx.readme, fx.readme_bytes, 0, 10), 0);
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve"), 1);
+	cr_expect_eq(read_check(fx.hub, &of, odd, 0, oddlen), 0);
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve"), 1, "no /resolve for the second");
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve-cache"), 2);
+
+	/* the direct URL answers 404 once: /resolve, then its target */
+	fault("{\"kind\":\"status\",\"status\":404,\"route\":\"resolve-cache\",\"count\":1}");
+	cr_expect_eq(read_check(fx.hub, &of, odd, 1, oddlen - 1), 0);
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve"), 2);
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve-cache"), 4);
+	/* LFS files still go through /resolve (their bytes are on the CDN) */
+	struct coll c;
+	coll_init(&c, 0, 100);
+	cr_expect_eq(mfs_hub_read(fx.hub, &fx.lfs, 0, 100, coll_sink, &c), 0);
+	free(c.buf);
+	cr_expect_eq(simproc_stat(&sim, "requests", "resolve"), 3);
+	free(odd);
+	fx_fini(&fx);
+}
+
 Test(sim, read_lfs_via_cdn_without_token_leak)
 {
 	struct fixture fx;
