@@ -235,13 +235,16 @@ int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 	};
 	mfs_streams_init(&bio->streams, &sc);
 	/* One thread more than streams: a verify job (hashing, off the
-	 * fetch threads) always finds one. */
-	bio->threads = calloc((size_t)bio->cfg.fetch_threads + 1, sizeof(pthread_t));
+	 * fetch threads) always finds one; BIO_SMALL_THREADS more for small
+	 * files, whose fetches wait on round trips, not on the link
+	 * (blobjob.c). */
+	int nthreads = bio->cfg.fetch_threads + 1 + BIO_SMALL_THREADS;
+	bio->threads = calloc((size_t)nthreads, sizeof(pthread_t));
 	if (!bio->threads) {
 		rc = -ENOMEM;	/* rc is 0 after a successful mfs_srcset_new */
 		goto fail;
 	}
-	for (int i = 0; i <= bio->cfg.fetch_threads; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		rc = -pthread_create(&bio->threads[i], NULL, bio_worker, bio);
 		if (rc)
 			goto fail;

@@ -142,6 +142,7 @@ struct mfs_blobio {
 	 * (core/streams.c), fed by every finished range. */
 	struct mfs_streams streams;    /* protected by lock */
 	int fetching;                  /* fetch jobs running; protected by lock */
+	int small_fetching;            /* of them small (bio_job_small); lock */
 	/* The integral of `fetching` over time (job-us) up to fetch_at (us),
 	 * so a range knows how many ran, on average, while it did. Both
 	 * protected by lock. */
@@ -194,6 +195,9 @@ void bio_enqueue_locked(struct mfs_blobio *bio, struct mfs_blob *b,
 			uint32_t first, uint32_t count, bool front, bool verify_only);
 void bio_schedule_locked(struct mfs_blob *b, uint32_t first, uint32_t last, bool demand);
 void *bio_worker(void *arg);
+/* Fetch threads beyond fetch_threads (+1 for verify jobs) that only small
+ * jobs keep busy. */
+#define BIO_SMALL_THREADS 8
 /* A range request's clock: when it was sent, and bio->fetch_area then. */
 struct bio_range_clock {
 	int64_t sent_us;

@@ -15,6 +15,13 @@
  * queueing, lets a prefetch that queued a whole file at once follow what
  * the link turns out to be.
  *
+ * A small job (one block, the whole of a small file) is not held to the
+ * stream count: its fetch is one short request that waits on a round
+ * trip, not on the link, so readers of many small files at once (`xargs
+ * -P 16 cat`) get that many in flight - BIO_SMALL_THREADS more threads
+ * than streams - and a small job queued behind a large one held by the
+ * stream count is taken first.
+ *
  * It does not fetch, store or verify bytes itself.
  */
 #include <errno.h>
@@ -103,9 +110,48 @@ static void fetch_area_locked(struct mfs_blobio *bio, int64_t now)
 	bio->fetch_at = now;
 }
 
+/* A fetch of a whole one-block blob: not held to the stream count. */
+static bool job_small(const struct job *j)
+{
+	return !j->verify_only && j->b->nblocks == 1;
+}
+
+/* How far down the queue a thread looks for a small job when its head
+ * waits for a stream. */
+#define SMALL_SCAN 64
+
+/* Unlinks and returns the first small job among the first SMALL_SCAN
+ * behind the head, or NULL. */
+static struct job *take_small_locked(struct mfs_blobio *bio)
+{
+	struct job *prev = bio->q_head;
+
+	for (int n = 0; prev && prev->next && n < SMALL_SCAN; prev = prev->next, n++) {
+		struct job *j = prev->next;
+		if (!job_small(j))
+			continue;
+		prev->next = j->next;
+		if (bio->q_tail == j)
+			bio->q_tail = prev;
+		return j;
+	}
+	return NULL;
+}
+
+/* A fetch job starts (under bio->lock). */
+static void fetch_started_locked(struct mfs_blobio *bio, const struct job *j)
+{
+	fetch_area_locked(bio, bio_now_us());
+	bio->fetching++;
+	if (job_small(j))
+		bio->small_fetching++;
+}
+
 /* Takes the job at the head of the queue when a thread may run it: a
  * fetch only while fewer than the controller's streams run, cut to its
- * range size (the rest stays at the head). NULL when it must wait. */
+ * range size (the rest stays at the head). A small job
+ * runs at once, and is taken from behind a head that must wait. NULL when
+ * it must wait. */
 static struct job *take_job_locked(struct mfs_blobio *bio)
 {
 	struct job *j = bio->q_head, *rest;
@@ -113,10 +159,16 @@ static struct job *take_job_locked(struct mfs_blobio *bio)
 
 	if (!j)
 		return NULL;
-	if (!j->verify_only) {
+	if (!j->verify_only && !job_small(j)) {
 		/* (stopping: the queue drains at any pace) */
-		if (bio->fetching >= mfs_streams_count(&bio->streams) && !bio->stopping)
-			return NULL;
+		if (bio->fetching - bio->small_fetching >= mfs_streams_count(&bio->streams) &&
+		    !bio->stopping) {
+			/* the head waits for a stream; a small job need not */
+			j = take_small_locked(bio);
+			if (j)
+				fetch_started_locked(bio, j);
+			return j;
+		}
 		max_run = (uint32_t)(mfs_streams_range(&bio->streams) / j->b->bsize);
 		if (max_run == 0)
 			max_run = 1;
@@ -130,9 +182,9 @@ static struct job *take_job_locked(struct mfs_blobio *bio)
 			if (bio->q_tail == j)
 				bio->q_tail = rest;
 		}
-		fetch_area_locked(bio, bio_now_us());
-		bio->fetching++;
 	}
+	if (!j->verify_only)
+		fetch_started_locked(bio, j);
 	bio->q_head = j->next;
 	if (!bio->q_head)
 		bio->q_tail = NULL;
@@ -159,6 +211,8 @@ void *bio_worker(void *arg)
 		if (!j->verify_only) {
 			fetch_area_locked(bio, bio_now_us());
 			bio->fetching--;
+			if (job_small(j))
+				bio->small_fetching--;
 			/* a stream is free: a thread waiting for one may go */
 			if (bio->q_head)
 				pthread_cond_signal(&bio->work);
