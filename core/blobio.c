@@ -270,7 +270,7 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 	free(bio->threads);
 	for (struct dblock *v = bio->mem.lru ? bio->mem.lru->next : NULL; v != bio->mem.lru;) {
 		struct dblock *next = v->next;
-		free(v);
+		bio_dblock_unmap(v);
 		v = next;
 	}
 	bio_dblock_pool_free(bio);

@@ -186,6 +186,8 @@ struct dblock *bio_dblock_new(struct mfs_blobio *bio, const char *id, uint32_t i
 			      size_t cap);
 /* Gives an unreferenced block back to the pool (or frees it). */
 void bio_dblock_free(struct mfs_blobio *bio, struct dblock *d);
+/* Returns d's memory to the system (bio_dblock_free pools it instead). */
+void bio_dblock_unmap(struct dblock *d);
 /* Frees the pool (at shutdown). */
 void bio_dblock_pool_free(struct mfs_blobio *bio);
 int bio_block_load(struct mfs_blob *b, uint32_t idx, struct dblock **out);
