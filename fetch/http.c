@@ -45,6 +45,9 @@ struct conn {
 
 struct mfs_http_pool {
 	pthread_mutex_t mu;
+	/* the last round trip (us) an established socket of this pool showed;
+	 * stretches the dead-path bound for sockets still connecting */
+	_Atomic int64_t rtt_us;
 	struct conn *idle[POOL_IDLE_MAX]; /* protected by mu */
 	size_t n_idle;             /* protected by mu */
 	char ua[160];              /* immutable after creation */
@@ -171,26 +174,61 @@ static int close_cb(void *ud, curl_socket_t fd)
 	return close(fd);
 }
 
+bool mfs_http_path_dead(const struct mfs_tcp_seen *t, int64_t elapsed_ms,
+			int64_t path_rtt_us)
+{
+	int64_t rtt_us = t->rtt_us > 0 ? t->rtt_us : path_rtt_us;
+	int64_t bound_ms = 4 * rtt_us / 1000 + 300;
+
+	if (t->syn_sent)
+		return t->retransmits > 0 || (path_rtt_us > 0 && elapsed_ms >= bound_ms);
+	return t->established && t->unacked > 0 && t->retransmits > 0 &&
+	       elapsed_ms >= bound_ms;
+}
+
 /* The path to the server is dead when one of c's sockets has been
  * connecting since the exchange began (SYN unanswered), or holds request
  * bytes the kernel already had to retransmit and the server's TCP still
- * has not acknowledged: a black hole. A server that is merely slow to
- * answer has acknowledged the request; idle cached connections hold no
- * unacknowledged bytes. */
-static bool path_dead(const struct conn *c)
+ * has not acknowledged: a black hole (mfs_http_path_dead says how long
+ * each may take). A server that is merely slow to answer has
+ * acknowledged the request; idle cached connections hold no
+ * unacknowledged bytes. Established sockets teach the pool the path's
+ * round trip on the way. */
+static bool sock_seen(int fd, struct mfs_tcp_seen *t)
 {
-	for (size_t i = 0; i < CONN_FDS_MAX; i++) {
-		struct tcp_info ti;
-		socklen_t len = sizeof(ti);
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 
-		if (c->fds[i] < 0 ||
-		    getsockopt(c->fds[i], IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-			continue;
-		if (ti.tcpi_state == TCP_SYN_SENT ||
-		    (ti.tcpi_state == TCP_ESTABLISHED && ti.tcpi_unacked > 0 &&
-		     ti.tcpi_retransmits > 0))
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return false;
+	*t = (struct mfs_tcp_seen){
+		.syn_sent = ti.tcpi_state == TCP_SYN_SENT,
+		.established = ti.tcpi_state == TCP_ESTABLISHED,
+		.retransmits = ti.tcpi_retransmits,
+		.unacked = ti.tcpi_unacked,
+		.rtt_us = ti.tcpi_state == TCP_ESTABLISHED ? (int64_t)ti.tcpi_rtt : 0,
+	};
+	return true;
+}
+
+/* After an exchange: the round trip c's connections showed, for the
+ * next socket that is still connecting. */
+static void learn_rtt(const struct conn *c, struct mfs_http_pool *p)
+{
+	struct mfs_tcp_seen t;
+
+	for (size_t i = 0; i < CONN_FDS_MAX; i++)
+		if (sock_seen(c->fds[i], &t) && t.rtt_us > 0)
+			p->rtt_us = t.rtt_us;
+}
+
+static bool path_dead(const struct conn *c, struct mfs_http_pool *p, int64_t elapsed_ms)
+{
+	struct mfs_tcp_seen t;
+
+	for (size_t i = 0; i < CONN_FDS_MAX; i++)
+		if (sock_seen(c->fds[i], &t) && mfs_http_path_dead(&t, elapsed_ms, p->rtt_us))
 			return true;
-	}
 	return false;
 }
 
@@ -648,7 +686,7 @@ static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 /* Drives one transfer on c's multi handle. Unlike curl_easy_perform, it
  * wakes up when req->dead_ms is due (curl alone would sleep up to a
  * second between progress calls) to look for a dead path. */
-static CURLcode run(struct conn *c, struct xfer *x)
+static CURLcode run(struct mfs_http_pool *p, struct conn *c, struct xfer *x)
 {
 	const struct mfs_http_req *req = x->req;
 	int64_t start = mfs_now_ms();
@@ -673,7 +711,7 @@ static CURLcode run(struct conn *c, struct xfer *x)
 		}
 		if (req->dead_ms > 0 && !x->answered) {
 			int64_t due = start + req->dead_ms - mfs_now_ms();
-			if (due <= 0 && path_dead(c)) {
+			if (due <= 0 && path_dead(c, p, mfs_now_ms() - start)) {
 				/* removing the handle mid-transfer closes that connection */
 				x->resp->dead_path = true;
 				cc = CURLE_OPERATION_TIMEDOUT;
@@ -793,7 +831,8 @@ CURLcode mfs_http_perform(struct mfs_http_pool *p, const struct mfs_http_req *re
 	curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
 	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
 
-	cc = run(c, &x);
+	cc = run(p, c, &x);
+	learn_rtt(c, p);
 	if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
 		cc = CURLE_OPERATION_TIMEDOUT;
 	if (curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre > 0)

@@ -91,10 +91,34 @@ struct mfs_http_req {
  * not acknowledged this long after it started (retransmitted at least
  * once by then: the kernel's shortest retransmission timeout is 200 ms),
  * or a connect not done by then, is an outage. Well inside the 1 s in
- * which a reader with no source left must get its EIO; a path with a
- * round trip over ~150 ms that also loses the request's packet can trip
- * it (the origin is then down until its next background probe, 1 s). */
+ * which a reader with no source left must get its EIO. It is the floor:
+ * mfs_http_path_dead stretches it with the path's round trip, so a long
+ * link is not called dead for being long. */
 #define MFS_HTTP_DEAD_MS 500
+
+/* What one socket's TCP_INFO says, for mfs_http_path_dead. */
+struct mfs_tcp_seen {
+	bool syn_sent;            /* still connecting */
+	bool established;
+	unsigned retransmits;     /* tcpi_retransmits: unanswered resends now */
+	unsigned unacked;         /* tcpi_unacked: segments the peer has not acked */
+	int64_t rtt_us;           /* tcpi_rtt of this socket; 0 = none yet */
+};
+
+/* Whether a socket `elapsed_ms` into an exchange that got no response byte
+ * yet sits on a dead path. `path_rtt_us` is the last round trip measured
+ * on this client's established connections (0: none yet), used for a
+ * socket still connecting, which has no round trip of its own. The rule:
+ *   - connecting: dead once the SYN had to be resent (the kernel's first
+ *     SYN timeout is 1 s), or, when the path's round trip is known, once
+ *     4 round trips + 300 ms have passed without an answer;
+ *   - connected: dead when request bytes were resent and are still not
+ *     acknowledged 4 round trips + 300 ms into the exchange (a lost packet
+ *     that its resend repairs is acknowledged well before that).
+ * With a 600 ms satellite round trip that is 2.7 s; on a LAN 0.3 s, so the
+ * MFS_HTTP_DEAD_MS floor decides. Pure: unit-tested without sockets. */
+bool mfs_http_path_dead(const struct mfs_tcp_seen *t, int64_t elapsed_ms,
+			int64_t path_rtt_us);
 
 int mfs_http_pool_new(struct mfs_http_pool **out);
 void mfs_http_pool_free(struct mfs_http_pool *p);

@@ -591,7 +591,8 @@ Test(blobio, a_lying_mirror_never_gets_a_byte_served, .fini = teardown)
 	rd_init(r);
 	mfs_blob_read(b, 0, 300, NULL, rd_cb, r);
 	/* block 0 is honest, but it is not served: the blob failed whole */
-	cr_assert_eq(rd_wait(r), -EIO);
+	int rc = rd_wait(r);
+	cr_assert_eq(rc, -EIO, "the read ended with %d (%s)", rc, strerror(-rc));
 	cr_assert_eq(r->got, 0);
 	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
 	free(r);

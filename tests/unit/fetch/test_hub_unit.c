@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch/http.h"
 #include "fetch/hub.h"
 #include "fetch/hub_internal.h"
 #include "util/log.h"
@@ -516,4 +517,47 @@ Test(api, invalid_arguments)
 	cr_expect_eq(mfs_hub_repo_info(hub, &bad, "main", &ri), -EINVAL);
 	cr_expect_eq(mfs_hub_org_exists(hub, MFS_REPO_MODEL, "a/b"), -EINVAL);
 	mfs_hub_free(hub);
+}
+
+/* The dead-path verdict stretches with the round trip: a black hole on a
+ * LAN is called within MFS_HTTP_DEAD_MS, a long healthy link is not. */
+Test(deadpath, lan_black_hole_is_dead_by_the_floor)
+{
+	struct mfs_tcp_seen lost = { .established = true, .retransmits = 1, .unacked = 1,
+				     .rtt_us = 50 };
+
+	cr_assert(mfs_http_path_dead(&lost, MFS_HTTP_DEAD_MS, 50));
+	/* an acknowledged request is a slow server, never a dead path */
+	struct mfs_tcp_seen acked = { .established = true, .rtt_us = 50 };
+	cr_assert_not(mfs_http_path_dead(&acked, 60000, 50));
+	/* bytes in flight not yet resent: a packet may still be on its way */
+	struct mfs_tcp_seen flying = { .established = true, .unacked = 1, .rtt_us = 50 };
+	cr_assert_not(mfs_http_path_dead(&flying, 60000, 50));
+}
+
+Test(deadpath, a_resend_on_a_600ms_link_is_given_four_round_trips)
+{
+	struct mfs_tcp_seen sat = { .established = true, .retransmits = 1, .unacked = 1,
+				    .rtt_us = 600000 };
+
+	cr_assert_not(mfs_http_path_dead(&sat, 1000, 0), "a lost packet the resend repairs");
+	cr_assert_not(mfs_http_path_dead(&sat, 2600, 0));
+	cr_assert(mfs_http_path_dead(&sat, 2700, 0));
+}
+
+Test(deadpath, a_connect_waits_for_its_resend_unless_the_round_trip_is_known)
+{
+	struct mfs_tcp_seen syn = { .syn_sent = true };
+	struct mfs_tcp_seen resent = { .syn_sent = true, .retransmits = 1 };
+
+	/* nothing known about the path: a 600 ms link still connects at 0.6 s */
+	cr_assert_not(mfs_http_path_dead(&syn, MFS_HTTP_DEAD_MS, 0));
+	cr_assert_not(mfs_http_path_dead(&syn, 900, 0));
+	/* the kernel resent the SYN (1 s without an answer) */
+	cr_assert(mfs_http_path_dead(&resent, 1000, 0));
+	/* a LAN path (50 us): no SYN answer within the floor is a black hole */
+	cr_assert(mfs_http_path_dead(&syn, MFS_HTTP_DEAD_MS, 50));
+	/* a 600 ms path learnt earlier: 4 round trips + 300 ms */
+	cr_assert_not(mfs_http_path_dead(&syn, 900, 600000));
+	cr_assert(mfs_http_path_dead(&syn, 2700, 600000));
 }
