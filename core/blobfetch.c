@@ -56,18 +56,16 @@ struct sink_ctx {
 	uint32_t cur_mask;     /* sources that sent bytes of the current block */
 	bool chunk_verified;   /* bytes come through bio_chunk_read, checked */
 	int64_t first_us;      /* when the first byte came (0: not yet) */
+	uint32_t gen;          /* b->drops when cur's first byte came */
 };
 
 /* Writes a fetched block to the disk cache and the index. */
-static void store_block(struct mfs_blob *b, struct dblock *d)
+static void store_io(struct mfs_blob *b, struct dblock *d)
 {
 	struct mfs_blobio *bio = b->bio;
 	struct mfs_bs_stats st = { 0 };
 	int rc;
 
-	pthread_mutex_lock(&bio->lock);
-	uint32_t drops = b->drops;
-	pthread_mutex_unlock(&bio->lock);
 	rc = mfs_bs_put(bio->bs, b->id, d->idx, b->bsize, d->data, d->len,
 			bio->cfg.zstd_level, &st);
 	/* A full disk: evict, then one more try (docs/architecture.md, "A read's path"). */
@@ -98,36 +96,47 @@ static void store_block(struct mfs_blob *b, struct dblock *d)
 	}
 	if (bio->hooks.on_stored)
 		bio->hooks.on_stored(bio->hooks.ctx, st.stored_bytes);
-	/* The reads were answered before the store; if the blob failed its
-	 * hash meanwhile (another thread hashed this block from memory), the
-	 * drop may have come before our put, or between it and this check
-	 * (`drops` is odd from before the disk is touched until the states
-	 * are): take the block back out, so a block of a rejected blob never
-	 * stays on disk. A refetch that made it PRESENT again in between
-	 * loses its copy too and is fetched once more. */
+}
+
+/* Stores a block whose bytes began arriving at drop generation gen. The
+ * reads were answered before the store; if the blob failed its hash since
+ * (another thread hashed this block from memory), the block is not
+ * written: the drop already emptied the disk, and a block written after it
+ * would be found there by the next fetch and served as if it had never
+ * been rejected. The check and the `storing` count share bio->lock with
+ * the drop's first step, and the drop waits for the count: a store either
+ * ends before the drop empties the disk or never starts. */
+static void store_block(struct mfs_blob *b, struct dblock *d, uint32_t gen)
+{
+	struct mfs_blobio *bio = b->bio;
+
+	if (bio->hooks.before_store)
+		bio->hooks.before_store(bio->hooks.ctx, b->id, d->idx);
 	pthread_mutex_lock(&bio->lock);
-	bool dropped = b->state[d->idx] != BLK_PRESENT || b->drops != drops || (drops & 1);
+	bool go = b->drops == gen && b->state[d->idx] == BLK_PRESENT;
+	if (go)
+		b->storing++;
 	pthread_mutex_unlock(&bio->lock);
-	if (dropped) {
-		/* Disk first: a row without data is refetched on read, data
-		 * without a row would escape the quota. */
-		rc = mfs_bs_drop(bio->bs, b->id, d->idx);
-		if (!rc)
-			rc = mfs_ix_block_del(bio->ix, b->id, d->idx);
-		if (rc)
-			mfs_error("could not take block %u of rejected %s back out: %s",
-				  d->idx, b->id, strerror(-rc));
+	if (!go) {
+		mfs_debug("block %u of %s not stored: the blob failed its hash since "
+			  "it arrived", d->idx, b->id);
+		return;
 	}
+	store_io(b, d);
+	pthread_mutex_lock(&bio->lock);
+	b->storing--;
+	pthread_cond_broadcast(&b->changed);
+	pthread_mutex_unlock(&bio->lock);
 }
 
 /* A block's bytes are complete: publish, answer waiters, then store and
  * record (a waiting reader does not pay for the disk write), then queue
  * the hashing. */
-int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
+int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk, uint32_t gen)
 {
 	struct mfs_blobio *bio = b->bio;
 	struct pending_read *ready = NULL, **pp;
-	bool hdr;
+	bool hdr, stale;
 
 	if (from_disk)
 		bio_trust_disk_block(b);
@@ -154,6 +163,12 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	bio_mem_insert(bio, d);
 
 	pthread_mutex_lock(&bio->lock);
+	/* The blob failed its hash since these bytes began arriving (or were
+	 * found on disk): they may be the rejected ones, and the hold their
+	 * sender set was lifted with the drop. Held again, in the same lock
+	 * as the block turns present: no reader sees them before the blob
+	 * verifies. */
+	stale = b->drops != gen && bio_trust_stale_locked(b);
 	if (b->state[d->idx] != BLK_PRESENT)
 		bio_block_set_locked(b, d->idx, BLK_PRESENT);
 	/* A failed verdict was about the dropped blocks: refetched ones are
@@ -176,10 +191,12 @@ int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk)
 	}
 	pthread_cond_broadcast(&b->changed);
 	pthread_mutex_unlock(&bio->lock);
+	if (stale)
+		bio_trust_mark_held(b);
 	bio_complete_list(b, ready, 0);
 
 	if (!from_disk)
-		store_block(b, d);
+		store_block(b, d, gen);
 	bio_mem_put(bio, d);
 
 	pthread_mutex_lock(&bio->lock);
@@ -263,6 +280,9 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 			sc->cur = bio_dblock_new(b->bio, b->id, sc->idx, b->bsize);
 			if (!sc->cur)
 				return -ENOMEM;
+			pthread_mutex_lock(&b->bio->lock);
+			sc->gen = b->drops;
+			pthread_mutex_unlock(&b->bio->lock);
 		}
 		size_t want = (size_t)bio_block_len(b, sc->idx) - sc->cur->len;
 		size_t n = len < want ? len : want;
@@ -280,7 +300,7 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 			pthread_mutex_unlock(&b->bio->lock);
 			if (!sc->chunk_verified)
 				bio_untrusted_arrived(b, sc->cur_mask);
-			int rc = bio_block_arrived(b, d, false);
+			int rc = bio_block_arrived(b, d, false, sc->gen);
 			if (rc) {
 				/* sc->idx still names the failed block: it fails too;
 				 * cur_mask still names who sent it. */
@@ -295,7 +315,8 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 	return 0;
 }
 
-/* Fails the blocks [from, to) of a job and every read waiting on them. */
+/* Fails the blocks [from, to) of a job and every read waiting on them (on
+ * any block, when the blob is held). */
 void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err)
 {
 	struct mfs_blobio *bio = b->bio;
@@ -306,9 +327,12 @@ void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err)
 		if (b->state[i] == BLK_INFLIGHT)
 			bio_block_set_locked(b, i, BLK_ABSENT);
 	bio_blob_check_locked(b);
+	/* A held blob's readers wait for every block (blobtrust.c): without
+	 * these it cannot verify, so they fail too rather than wait for good. */
+	bool all = bio_hold_locked(b);
 	for (pp = &b->pending; *pp;) {
 		struct pending_read *p = *pp;
-		if (p->b0 < to && p->b1 >= from) {
+		if (all || (p->b0 < to && p->b1 >= from)) {
 			*pp = p->next;
 			p->next = failed;
 			failed = p;
@@ -515,8 +539,11 @@ void bio_run_job(struct job *j)
 		struct mfs_bs *bs = b->bio->bs;
 		struct dblock *d;
 		bool locked = false;
+		pthread_mutex_lock(&b->bio->lock);
+		uint32_t gen = b->drops;
+		pthread_mutex_unlock(&b->bio->lock);
 		if (mfs_bs_has(bs, b->id, i) && bio_block_load(b, i, &d) == 0 &&
-		    bio_block_arrived(b, d, true) == 0) {
+		    bio_block_arrived(b, d, true, gen) == 0) {
 			i++;
 			continue;
 		}

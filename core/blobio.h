@@ -104,6 +104,9 @@ struct mfs_readahead {
 struct mfs_blobio_hooks {
 	void (*on_stored)(void *ctx, uint64_t stored_bytes);
 	int (*on_nospace)(void *ctx, uint64_t need_bytes);
+	/* NULL but in unit tests: runs in the fetch thread after a block's
+	 * readers were answered and before it is stored (forces a race). */
+	void (*before_store)(void *ctx, const char *content_id, uint32_t idx);
 	void *ctx;
 };
 

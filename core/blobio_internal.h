@@ -58,9 +58,14 @@ struct mfs_blob {
 	bool hashing;                  /* protected by bio->lock */
 	bool hash_queued;              /* a verify job is queued; bio->lock */
 	/* Bumped when a failed hash starts dropping the blob's blocks and
-	 * again when done (odd: dropping), so a block stored meanwhile is
-	 * taken back out (blobfetch.c, store_block). */
+	 * again when done (odd: dropping). Bytes that began arriving (or were
+	 * looked up on disk) under an older value are not stored and arrive
+	 * held (blobfetch.c, bio_block_arrived). */
 	uint32_t drops;                /* protected by bio->lock */
+	/* Stores of this blob's blocks writing now; a drop waits for them
+	 * (after making drops odd, so no new one starts) before it empties
+	 * the disk: a block of a rejected blob never shows up there later. */
+	uint32_t storing;              /* protected by bio->lock */
 	uint32_t hash_next;            /* protected by bio->lock */
 	int verdict;                   /* 1 ok, -EBADMSG bad, 0 unknown; bio->lock */
 	struct mfs_digest hasher;      /* released with the blob */
@@ -233,7 +238,9 @@ bool bio_hash_due_locked(const struct mfs_blob *b);
 bool bio_claim_hashing_locked(struct mfs_blob *b);
 
 /* blobfetch.c */
-int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk);
+/* gen: the blob's drops when its bytes began arriving (or its disk lookup
+ * began). */
+int bio_block_arrived(struct mfs_blob *b, struct dblock *d, bool from_disk, uint32_t gen);
 void bio_fail_blocks(struct mfs_blob *b, uint32_t from, uint32_t to, int err);
 void bio_run_job(struct job *j);
 
@@ -243,6 +250,11 @@ void bio_trust_open(struct mfs_blob *b);
 void bio_trust_free(struct mfs_blob *b);
 void bio_trust_disk_block(struct mfs_blob *b);
 void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask);
+/* A block whose bytes predate a drop of its blob arrives (bio->lock held):
+ * holds the blob. true if it was not held: call bio_trust_mark_held after
+ * unlocking. */
+bool bio_trust_stale_locked(struct mfs_blob *b);
+void bio_trust_mark_held(struct mfs_blob *b);
 /* True when bytes sent by these sources may reach a reader before the blob
  * verifies (the hub, and not --verify strict). */
 bool bio_sources_trusted(const struct mfs_blobio *bio, uint32_t src_mask);

@@ -208,6 +208,23 @@ bool bio_sources_trusted(const struct mfs_blobio *bio, uint32_t src_mask)
 	return true;
 }
 
+bool bio_trust_stale_locked(struct mfs_blob *b)
+{
+	/* One-block blobs are verified before they are served anyway. */
+	if (b->verdict == 1 || b->held || b->nblocks <= 1)
+		return false;
+	b->held = true;
+	/* Readers already waiting now wait for the whole blob. */
+	if (b->pending && !b->bio->cancelled)
+		bio_schedule_locked(b, 0, b->nblocks - 1, true);
+	return true;
+}
+
+void bio_trust_mark_held(struct mfs_blob *b)
+{
+	mark_held(b, true);
+}
+
 void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask)
 {
 	struct mfs_blobio *bio = b->bio;
@@ -216,14 +233,7 @@ void bio_untrusted_arrived(struct mfs_blob *b, uint32_t src_mask)
 	if (bio_sources_trusted(bio, src_mask))
 		return;
 	pthread_mutex_lock(&bio->lock);
-	/* One-block blobs are verified before they are served anyway. */
-	if (b->verdict != 1 && !b->held && b->nblocks > 1) {
-		b->held = true;
-		first = true;
-		/* Readers already waiting now wait for the whole blob. */
-		if (b->pending && !bio->cancelled)
-			bio_schedule_locked(b, 0, b->nblocks - 1, true);
-	}
+	first = bio_trust_stale_locked(b);
 	pthread_mutex_unlock(&bio->lock);
 	if (first) {
 		mark_held(b, true);

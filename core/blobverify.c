@@ -47,11 +47,13 @@ static void drop_blob_blocks(struct mfs_blob *b)
 	struct mfs_blobio *bio = b->bio;
 	bool held;
 
-	/* Odd while dropping (bumped again below): a block being stored
-	 * meanwhile sees it after its write and takes itself back out
-	 * (blobfetch.c, store_block). */
+	/* Odd while dropping (bumped again below): no store of a block that
+	 * arrived before starts now (blobfetch.c, store_block); the ones
+	 * writing are waited for, so the drop below removes their blocks. */
 	pthread_mutex_lock(&bio->lock);
 	b->drops++;
+	while (b->storing)
+		pthread_cond_wait(&b->changed, &bio->lock);
 	pthread_mutex_unlock(&bio->lock);
 	int drc = mfs_bs_drop_blob(bio->bs, b->id);
 	/* Rows stay when the data could not go: data without rows would

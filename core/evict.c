@@ -261,6 +261,7 @@ void mfs_evictor_hooks(struct mfs_evictor *ev, struct mfs_blobio_hooks *out)
 {
 	out->on_stored = hook_stored;
 	out->on_nospace = hook_nospace;
+	out->before_store = NULL;
 	out->ctx = ev;
 }
 

@@ -601,6 +601,67 @@ Test(blobio, a_lying_mirror_never_gets_a_byte_served, .fini = teardown)
 	cr_assert_geq(fk.bytes, 8 * BSZ, "the corrupt block was fetched");
 }
 
+/* The store of a block comes after its readers were answered; a failed
+ * hash can drop the blob in between. */
+static int stale_stores;
+
+static uint64_t verify_failures_now(void)
+{
+	struct mfs_blobio_stats st;
+
+	mfs_blobio_stats(bio, &st);
+	return st.verify_failures;
+}
+
+static void delay_store_of_block0(void *ctx, const char *id, uint32_t idx)
+{
+	static int once;
+
+	(void)ctx;
+	(void)id;
+	if (idx != 0 || __atomic_exchange_n(&once, 1, __ATOMIC_SEQ_CST))
+		return;
+	/* until the other blocks came, the blob failed its hash and was dropped */
+	for (int t = 0; t < 1000 && verify_failures_now() == 0; t++) {
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void note_stale_store(void *ctx, uint64_t stored)
+{
+	(void)ctx;
+	(void)stored;
+	/* a block on disk after its blob was rejected: the next fetch takes it */
+	if (verify_failures_now() > 0 && mfs_bs_has(bs, content_id, 0))
+		__atomic_add_fetch(&stale_stores, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(blobio, a_block_stored_after_its_blob_was_rejected_never_reaches_the_disk,
+     .fini = teardown)
+{
+	use_ops = &fake_mirror_ops;
+	use_demote_ms = 60000;      /* the liar stays demoted: no source left */
+	start(8 * BSZ, 0);
+	struct mfs_blobio_hooks h = { .before_store = delay_store_of_block0,
+				      .on_stored = note_stale_store };
+	mfs_blobio_set_hooks(bio, &h);
+	stale_stores = 0;
+	struct mfs_blob *b = open_blob();
+	fk.corrupt_at = 5 * BSZ + 17;
+	struct rd *r = malloc(sizeof(*r));
+	rd_init(r);
+	mfs_blob_read(b, 0, 300, NULL, rd_cb, r);
+	int rc = rd_wait(r);
+	cr_assert_eq(rc, -EIO, "the read ended with %d", rc);
+	cr_assert_eq(r->got, 0);
+	free(r);
+	mfs_blob_close(b);
+	stop_bio(); /* the delayed store is over */
+	cr_assert_eq(stale_stores, 0, "a block of the rejected blob was stored");
+	cr_assert(!mfs_bs_has(bs, content_id, 0));
+}
+
 /* Highest block the fake was asked for (+1), once the fetch threads stopped. */
 static uint32_t fetched_end(void)
 {
