@@ -219,6 +219,20 @@ static void peer_req(const struct mfs_peer *p, struct mfs_http_req *req, const c
 	req->dead_ms = MFS_HTTP_DEAD_MS;
 }
 
+/* What an exchange tells the health set. A timeout after the peer's TCP
+ * took the connection and acknowledged the request (no dead path) is the
+ * reader's bound running out, not an outage: a pull-through peer busy
+ * fetching the bytes itself is slow, and taking it down would send every
+ * other reader of those bytes to the hub. Only that reader fails over.
+ * (The hub keeps its stricter rule: a silent CDN is down.) */
+static void peer_note(struct mfs_peer *p, CURLcode cc, const struct mfs_http_resp *r,
+		      bool connected)
+{
+	if (cc == CURLE_OPERATION_TIMEDOUT && connected && !r->dead_path)
+		return;
+	mfs_health_note_exchange(p->hs, p->hid, cc, r, connected);
+}
+
 int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_file_ref *hint,
 		  uint64_t off, uint64_t len, mfs_sink_fn sink, void *ctx, uint64_t *got)
 {
@@ -253,7 +267,7 @@ int mfs_peer_read(struct mfs_peer *p, const char *content_id, const struct mfs_f
 	req.body = peer_body;
 	req.body_ctx = &c;
 	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
-	mfs_health_note_exchange(p->hs, p->hid, cc, &resp, connected);
+	peer_note(p, cc, &resp, connected);
 	*got = c.next - off;
 	if (c.verdict == -ECANCELED) {
 		rc = -ECANCELED;
@@ -295,7 +309,7 @@ int mfs_peer_probe(struct mfs_peer *p, const char *content_id, const struct mfs_
 	if (req.connect_timeout_ms > req.timeout_ms)
 		req.connect_timeout_ms = req.timeout_ms;
 	cc = mfs_http_perform(p->pool, &req, &resp, &connected);
-	mfs_health_note_exchange(p->hs, p->hid, cc, &resp, connected);
+	peer_note(p, cc, &resp, connected);
 	rc = map_curl(cc, connected);
 	if (rc == 0 && resp.status != 200)
 		rc = map_status(resp.status);

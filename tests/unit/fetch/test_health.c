@@ -17,6 +17,7 @@
 
 #include "fetch/health.h"
 #include "fetch/http.h"
+#include "fetch/source.h"
 #include "util/size.h"
 
 static int64_t fake_now;
@@ -36,6 +37,15 @@ static int fake_probe(void *ctx, const char *origin, char *why, size_t whycap)
 	probe_calls++;
 	snprintf(probe_seen, sizeof(probe_seen), "%s", origin);
 	return probe_rc;
+}
+
+static int discard_sink(void *ctx, uint64_t off, const void *d, size_t n)
+{
+	(void)ctx;
+	(void)off;
+	(void)d;
+	(void)n;
+	return 0;
 }
 
 static struct mfs_healthset *new_set(void)
@@ -305,4 +315,37 @@ Test(health, a_silent_server_that_acknowledges_is_not_a_dead_path)
 	mfs_http_resp_clear(&r);
 	mfs_http_pool_free(pool);
 	close(ls);
+}
+
+/* A peer whose kernel takes the connection and acknowledges the request
+ * but does not answer in time (a pull-through node busy fetching) is slow,
+ * not down: the reader gives up, the peer stays up for the others. */
+Test(health, a_peer_slow_to_answer_an_acknowledged_request_stays_up)
+{
+	struct mfs_healthset *hs = new_set();
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	char url[64];
+	struct mfs_peer *p;
+	uint64_t got;
+
+	cr_assert_geq(ls, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(ls, 4), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	cr_assert_eq(mfs_peer_new(url, NULL, NULL, 700, 1000, &p), 0);
+	mfs_peer_set_health(p, hs);
+	int rc = mfs_peer_read(p, "0123456789012345678901234567890123456789", NULL, 0, 100,
+			       discard_sink, NULL, &got);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d", rc);
+	cr_assert(mfs_health_up(hs, mfs_health_id(hs, url)),
+		  "a reader's timeout took a live peer down");
+	rc = mfs_peer_probe(p, "0123456789012345678901234567890123456789", NULL);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d", rc);
+	cr_assert(mfs_health_up(hs, mfs_health_id(hs, url)));
+	mfs_peer_free(p);
+	close(ls);
+	mfs_healthset_free(hs);
 }
