@@ -665,6 +665,7 @@ static int run_cmd(int argc, char **argv, bool pin)
 	}
 	fflush(stdout);
 	status = run_files(cmd, c, files, nfiles, jobs);
+	mfs_blobio_quiesce(c->bio); /* the last exchange is counted, then flushed */
 	struct mfs_statsync ss;
 	mfs_statsync_init(&ss, c->endpoint, false);
 	(void)mfs_statsync_flush(&ss, c->ix, c->bio, c->hub, NULL);

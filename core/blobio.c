@@ -219,6 +219,7 @@ int mfs_blobio_new(const struct mfs_blobio_config *cfg, struct mfs_bs *bs,
 	bio->cat = cat;
 	pthread_mutex_init(&bio->lock, NULL);
 	pthread_cond_init(&bio->work, NULL);
+	pthread_cond_init(&bio->idle, NULL);
 	pthread_mutex_init(&bio->mem.lock, NULL);
 	bio->mem.lru = calloc(1, sizeof(*bio->mem.lru));
 	if (!bio->mem.lru) {
@@ -293,6 +294,7 @@ void mfs_blobio_free(struct mfs_blobio *bio)
 		mfs_srcset_free(bio->src);
 	pthread_mutex_destroy(&bio->lock);
 	pthread_cond_destroy(&bio->work);
+	pthread_cond_destroy(&bio->idle);
 	pthread_mutex_destroy(&bio->mem.lock);
 	free(bio);
 }
@@ -623,4 +625,12 @@ bool mfs_blobio_in_use(struct mfs_blobio *bio, const char *content_id)
 		}
 	pthread_mutex_unlock(&bio->lock);
 	return used;
+}
+
+void mfs_blobio_quiesce(struct mfs_blobio *bio)
+{
+	pthread_mutex_lock(&bio->lock);
+	while (bio->busy || bio->q_head)
+		pthread_cond_wait(&bio->idle, &bio->lock);
+	pthread_mutex_unlock(&bio->lock);
 }

@@ -124,6 +124,11 @@ void mfs_blobio_set_hooks(struct mfs_blobio *bio, const struct mfs_blobio_hooks 
  * -ECANCELED; fetches already running finish and are stored. */
 void mfs_blobio_cancel(struct mfs_blobio *bio);
 
+/* Waits until no job is queued or running: every exchange a finished read
+ * or prefetch started has ended and been counted (a waiter is answered
+ * from the body, before its exchange's bytes reach the hub's counters). */
+void mfs_blobio_quiesce(struct mfs_blobio *bio);
+
 /* true while the blob is open here or has fetches queued (the evictor
  * leaves such blobs for last). */
 bool mfs_blobio_in_use(struct mfs_blobio *bio, const char *content_id);

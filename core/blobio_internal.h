@@ -147,6 +147,9 @@ struct mfs_blobio {
 	 * (core/streams.c), fed by every finished range. */
 	struct mfs_streams streams;    /* protected by lock */
 	int fetching;                  /* fetch jobs running; protected by lock */
+	int busy;                      /* jobs taken, of any kind, not yet done;
+					* protected by lock */
+	pthread_cond_t idle;           /* busy reached 0 with the queue empty */
 	int small_fetching;            /* of them small (bio_job_small); lock */
 	/* The integral of `fetching` over time (job-us) up to fetch_at (us),
 	 * so a range knows how many ran, on average, while it did. Both

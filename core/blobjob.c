@@ -205,9 +205,12 @@ void *bio_worker(void *arg)
 			pthread_mutex_unlock(&bio->lock);
 			break;
 		}
+		bio->busy++;
 		pthread_mutex_unlock(&bio->lock);
 		bio_run_job(j);
 		pthread_mutex_lock(&bio->lock);
+		if (--bio->busy == 0 && !bio->q_head)
+			pthread_cond_broadcast(&bio->idle);
 		if (!j->verify_only) {
 			fetch_area_locked(bio, bio_now_us());
 			bio->fetching--;
@@ -268,6 +271,8 @@ void mfs_blobio_cancel(struct mfs_blobio *bio)
 	bio->cancelled = true;
 	list = bio->q_head;
 	bio->q_head = bio->q_tail = NULL;
+	if (!bio->busy)
+		pthread_cond_broadcast(&bio->idle);
 	pthread_mutex_unlock(&bio->lock);
 	while (list) {
 		struct job *j = list;
