@@ -468,7 +468,10 @@ Test(blobio, verification_mismatch_drops_the_blocks, .fini = teardown)
 	cr_assert_eq(mfs_blob_complete(b), false);
 	/* on_invalid runs just after the verdict is published */
 	wait_for(&invalid_calls, 1);
-	cr_assert_eq(invalid_calls, 1, "%d", invalid_calls);
+	/* Exactly one on a quiet machine; a slow (sanitized, loaded) run can
+	 * see the liar's 1 ms demotion end and a second corrupt pass fail too
+	 * before the fake turns honest below. Either way every pass failed. */
+	cr_assert_geq(invalid_calls, 1, "%d", invalid_calls);
 	/* A block stored just after the reply (blobfetch.c stores after
 	 * answering) is taken back out by its fetch thread: wait for it. */
 	for (int t = 0; t < 2000; t++) {
@@ -484,7 +487,7 @@ Test(blobio, verification_mismatch_drops_the_blocks, .fini = teardown)
 		cr_assert(!mfs_bs_has(bs, content_id, i), "block %u still on disk", i);
 	struct mfs_blobio_stats st;
 	mfs_blobio_stats(bio, &st);
-	cr_assert_eq(st.verify_failures, 1);
+	cr_assert_geq(st.verify_failures, 1);
 	/* good bytes again (the fake's demotion lasts 1 ms): fetched anew, verified */
 	fk.corrupt_at = -1;
 	struct timespec ts = { 0, 20000000 };
