@@ -586,8 +586,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (!of->blob) {
-		size_t len = (size_t)off >= 40 ? 0 : 40 - (size_t)off;
-		fuse_reply_buf(req, of->ref + (len ? off : 0), len < size ? len : size);
+		/* Answered from a copy: once the reply is written the reader
+		 * may close and a RELEASE on another worker free `of` while
+		 * this one is still returning from writev (AddressSanitizer
+		 * reads the iovec after the syscall and aborted the daemon
+		 * on exactly that, 2 runs in 4 under load). */
+		char ref[40];
+		size_t len = (size_t)off >= sizeof(ref) ? 0 : sizeof(ref) - (size_t)off;
+
+		memcpy(ref, of->ref, sizeof(ref));
+		fuse_reply_buf(req, ref + (len ? off : 0), len < size ? len : size);
 		return;
 	}
 	mfs_fs_read_blob(req, of->blob, (uint64_t)off, size, &of->ra);

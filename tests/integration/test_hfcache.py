@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -93,6 +94,31 @@ class Layout(HfCacheBase):
         super().setUp()
         self.mp = self.mount()
         self.repo = os.path.join(self.mp, "models--TheOrg--tiny")
+
+    def test_concurrent_readers_of_a_ref_file(self):
+        """Eight threads open, read and close refs/main 100 times each: every
+        read is the commit and the daemon lives (a ref read answered from
+        the open file's memory let a RELEASE on another worker free it under
+        the reply; the sanitized daemon aborted 1 run in 1 here)."""
+        ref = os.path.join(self.repo, "refs", "main")
+        want = self.commit().encode()
+        bad = []
+
+        def reader():
+            try:
+                for _ in range(100):
+                    got = read_file(ref)
+                    if got != want:
+                        bad.append(got)
+            except OSError as e:
+                bad.append(e)
+        ts = [threading.Thread(target=reader) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        self.assertEqual(bad, [])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.repo, "refs")))[:1], ["main"])
 
     def test_refs_hold_the_commit_without_newline(self):
         c = self.commit()
