@@ -106,6 +106,18 @@ static void store_io(struct mfs_blob *b, struct dblock *d)
  * been rejected. The check and the `storing` count share bio->lock with
  * the drop's first step, and the drop waits for the count: a store either
  * ends before the drop empties the disk or never starts. */
+/* The blob's drop generation now: taken when a block's bytes begin to
+ * arrive (or before a disk lookup) and checked when it is stored. */
+static uint32_t drop_gen(struct mfs_blob *b)
+{
+	uint32_t gen;
+
+	pthread_mutex_lock(&b->bio->lock);
+	gen = b->drops;
+	pthread_mutex_unlock(&b->bio->lock);
+	return gen;
+}
+
 static void store_block(struct mfs_blob *b, struct dblock *d, uint32_t gen)
 {
 	struct mfs_blobio *bio = b->bio;
@@ -280,9 +292,7 @@ static int sink(void *vctx, int src, uint64_t off, const void *data, size_t len)
 			sc->cur = bio_dblock_new(b->bio, b->id, sc->idx, b->bsize);
 			if (!sc->cur)
 				return -ENOMEM;
-			pthread_mutex_lock(&b->bio->lock);
-			sc->gen = b->drops;
-			pthread_mutex_unlock(&b->bio->lock);
+			sc->gen = drop_gen(b);
 		}
 		size_t want = (size_t)bio_block_len(b, sc->idx) - sc->cur->len;
 		size_t n = len < want ? len : want;
@@ -539,9 +549,7 @@ void bio_run_job(struct job *j)
 		struct mfs_bs *bs = b->bio->bs;
 		struct dblock *d;
 		bool locked = false;
-		pthread_mutex_lock(&b->bio->lock);
-		uint32_t gen = b->drops;
-		pthread_mutex_unlock(&b->bio->lock);
+		uint32_t gen = drop_gen(b);
 		if (mfs_bs_has(bs, b->id, i) && bio_block_load(b, i, &d) == 0 &&
 		    bio_block_arrived(b, d, true, gen) == 0) {
 			i++;

@@ -583,22 +583,32 @@ Test(blobio, mirror_bytes_are_held_until_the_blob_verifies, .fini = teardown)
 	mfs_blob_close(b);
 }
 
-Test(blobio, a_lying_mirror_never_gets_a_byte_served, .fini = teardown)
+/* A mirror that corrupts block 5 of an 8-block blob and stays demoted
+ * (no source left): bytes 0..300 are read; block 0 is honest, but it is
+ * not served, because the blob failed whole. Returns the blob, still open. */
+static struct mfs_blob *read_head_from_lying_mirror(const struct mfs_blobio_hooks *h)
 {
 	use_ops = &fake_mirror_ops;
-	use_demote_ms = 60000;      /* the liar stays demoted: no source left */
+	use_demote_ms = 60000;
 	start(8 * BSZ, 0);
+	if (h)
+		mfs_blobio_set_hooks(bio, h);
 	struct mfs_blob *b = open_blob();
 	fk.corrupt_at = 5 * BSZ + 17;
 	struct rd *r = malloc(sizeof(*r));
 	rd_init(r);
 	mfs_blob_read(b, 0, 300, NULL, rd_cb, r);
-	/* block 0 is honest, but it is not served: the blob failed whole */
 	int rc = rd_wait(r);
 	cr_assert_eq(rc, -EIO, "the read ended with %d (%s)", rc, strerror(-rc));
 	cr_assert_eq(r->got, 0);
-	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
 	free(r);
+	return b;
+}
+
+Test(blobio, a_lying_mirror_never_gets_a_byte_served, .fini = teardown)
+{
+	struct mfs_blob *b = read_head_from_lying_mirror(NULL);
+	cr_assert_eq(mfs_blob_cached_bytes(b), 0);
 	mfs_blob_close(b);
 	stop_bio(); /* the fake's counters are final */
 	cr_assert_geq(fk.bytes, 8 * BSZ, "the corrupt block was fetched");
@@ -643,22 +653,10 @@ static void note_stale_store(void *ctx, uint64_t stored)
 Test(blobio, a_block_stored_after_its_blob_was_rejected_never_reaches_the_disk,
      .fini = teardown)
 {
-	use_ops = &fake_mirror_ops;
-	use_demote_ms = 60000;      /* the liar stays demoted: no source left */
-	start(8 * BSZ, 0);
 	struct mfs_blobio_hooks h = { .before_store = delay_store_of_block0,
 				      .on_stored = note_stale_store };
-	mfs_blobio_set_hooks(bio, &h);
 	stale_stores = 0;
-	struct mfs_blob *b = open_blob();
-	fk.corrupt_at = 5 * BSZ + 17;
-	struct rd *r = malloc(sizeof(*r));
-	rd_init(r);
-	mfs_blob_read(b, 0, 300, NULL, rd_cb, r);
-	int rc = rd_wait(r);
-	cr_assert_eq(rc, -EIO, "the read ended with %d", rc);
-	cr_assert_eq(r->got, 0);
-	free(r);
+	struct mfs_blob *b = read_head_from_lying_mirror(&h);
 	mfs_blob_close(b);
 	stop_bio(); /* the delayed store is over */
 	cr_assert_eq(stale_stores, 0, "a block of the rejected blob was stored");
