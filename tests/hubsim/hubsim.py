@@ -268,7 +268,7 @@ class Sim:
             self.stats["requests_by_path"][k] = self.stats["requests_by_path"].get(k, 0) + 1
 
     def count_bytes(self, key, n):
-        if n <= 0:
+        if n == 0:
             return
         with self.lock:
             self.stats["body_bytes"][key] = self.stats["body_bytes"].get(key, 0) + n
@@ -1060,8 +1060,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 and framing_extra == 0 and self.rate() <= 0
                 and c.abs is not None and c.end < c.total)
         if fast:
-            off, left, sent = c.start, body_len, 0
+            # Counted before it is sent, the unsent rest taken back if the
+            # send fails: a client that has every byte may read the stats
+            # before this thread would get to count after the last send.
+            off, left = c.start, body_len
             sock = self.connection.fileno()
+            sim.count_bytes(key, body_len)
             try:
                 while left > 0:
                     n = os.sendfile(sock, fd, off, min(left, 1 << 30))
@@ -1069,9 +1073,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         raise OSError("sendfile: EOF")
                     off += n
                     left -= n
-                    sent += n
             finally:
-                sim.count_bytes(key, sent)
+                sim.count_bytes(key, -left)
             return
         self.write_stream(lambda off, n: c.read(fd, c.start + off, n), body_len, faults,
                           key, framing_extra)
@@ -1094,40 +1097,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rate = self.rate()
         csize = 1 << 20 if rate <= 0 else int(min(65536, max(4096, rate / 50)))
         pos = 0
-        sent_content = 0
-        try:
-            while True:
-                while events and events[0][0] == pos:
-                    _, _, kind, f = events.pop(0)
-                    if kind == "stall":
-                        self.sleep(float(f.get("seconds", 5)))
-                        if f.get("then_close"):
-                            self.close_now()
-                            return
-                    elif kind == "reset":
-                        self.close_now(rst=True)
-                        return
-                    elif kind == "short":
+        while True:
+            while events and events[0][0] == pos:
+                _, _, kind, f = events.pop(0)
+                if kind == "stall":
+                    self.sleep(float(f.get("seconds", 5)))
+                    if f.get("then_close"):
                         self.close_now()
                         return
-                if pos >= total:
-                    break
-                stop = min(total, pos + csize, events[0][0] if events else total)
-                data = reader(pos, stop - pos)
-                if pos <= cpos < stop:
-                    b = bytearray(data)
-                    b[cpos - pos] ^= 0xFF
-                    data = bytes(b)
-                self.shape(len(data))
-                self.connection.sendall(data)
-                pos = stop
-                sent_content = pos
-            if framing_extra:
-                self.connection.sendall(b"X" * framing_extra)
-                self.close_connection = True
-        finally:
+                elif kind == "reset":
+                    self.close_now(rst=True)
+                    return
+                elif kind == "short":
+                    self.close_now()
+                    return
+            if pos >= total:
+                break
+            stop = min(total, pos + csize, events[0][0] if events else total)
+            data = reader(pos, stop - pos)
+            if pos <= cpos < stop:
+                b = bytearray(data)
+                b[cpos - pos] ^= 0xFF
+                data = bytes(b)
+            self.shape(len(data))
+            # counted before the client can have it; taken back if
+            # the send fails
             if key is not None:
-                sim.count_bytes(key, sent_content)
+                sim.count_bytes(key, len(data))
+            try:
+                self.connection.sendall(data)
+            except BaseException:
+                if key is not None:
+                    sim.count_bytes(key, -len(data))
+                raise
+            pos = stop
+        if framing_extra:
+            self.connection.sendall(b"X" * framing_extra)
+            self.close_connection = True
 
     # ---------------- control ----------------
     def control(self, ctx):
